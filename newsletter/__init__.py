@@ -1,0 +1,1 @@
+"""Threat-brief newsletter: content files in, an email digest out."""

@@ -1,0 +1,266 @@
+"""Read config.yaml once, check every field, and hand typed settings to the rest."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from email_validator import EmailNotValidError, validate_email
+
+from .content import LANGUAGE, TAG
+from .errors import ConfigError, Invalid, NewsletterError
+from .yamlsource import Mapping, Problems, Value, hint, parse
+
+PERIODS = ("daily", "weekly", "monthly")
+SUBJECT_FIELDS = ("title", "brief", "period", "date", "entries")
+RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ps", "sd", "ug", "ur", "yi"})
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    name: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Site:
+    base_url: str  # public address of the web app, for links in messages
+    domain: str  # for Message-ID, List-Id and the mailto unsubscribe
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A named newsletter: what it covers, for whom, and how its messages look."""
+
+    name: str
+    title: str
+    description: str
+    tags: tuple[str, ...]
+    language: str
+    period: str
+    timezone: str
+    max_entries: int
+    lookback_days: int | None
+    sender: Mailbox
+    subject: str
+
+    @property
+    def direction(self) -> str:
+        return "rtl" if self.language.split("-")[0] in RTL_LANGUAGES else "ltr"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path
+    content_dir: Path
+    templates_dir: Path
+    out_dir: Path
+    site: Site
+    sample_subscriber: Mailbox
+    digests: tuple[Digest, ...]
+    digests_line: int  # where `digests:` is, for errors about a digest name
+
+    def digest(self, name: str) -> Digest:
+        for digest in self.digests:
+            if digest.name == name:
+                return digest
+        names = [d.name for d in self.digests]
+        raise ConfigError(self.path, self.digests_line, "digests", hint(name, names, noun="digest"))
+
+    def selected(self, name: str | None) -> tuple[Digest, ...]:
+        return self.digests if name is None else (self.digest(name),)
+
+
+TOP_KEYS = ("content", "templates", "out", "site", "sample_subscriber", "digests")
+DIGEST_KEYS = (
+    "title", "description", "tags", "language", "period", "timezone",
+    "entries", "lookback_days", "sender", "subject",
+)
+
+
+def load_config(path: Path) -> Config:
+    """Read and check `path`; raise Invalid listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NewsletterError(f"config file not found: {path} (choose one with --config PATH)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NewsletterError(f"cannot read config file {path}: {exc}") from None
+    problems = Problems(ConfigError)
+    root = parse(text, path, problems)
+    fields = root.mapping(TOP_KEYS, ("site", "digests")) if root else None
+    if fields is None:
+        raise Invalid(problems.items)
+    base = path.parent
+    content_dir = _folder(fields, "content", base)
+    templates_dir = _folder(fields, "templates", base)
+    out_dir = base / (fields.text("out", "out") or "out")
+    site = _site(fields.get("site"))
+    sample = _mailbox(fields.get("sample_subscriber"), Mailbox("Sample Reader", "reader@example.org"))
+    digests = _digests(fields.get("digests"))
+    if problems or not fields.ok:
+        raise Invalid(problems.items)
+    assert content_dir and templates_dir and site and sample and digests
+    return Config(
+        path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"]
+    )
+
+
+def _folder(fields: Mapping, key: str, base: Path) -> Path | None:
+    value = fields.get(key)
+    name = key if value is None else value.text()
+    if name is None:
+        return None
+    folder = base / name
+    if not folder.is_dir():
+        if value is None:
+            fields.value.error(f"no '{key}' folder beside the config file; set '{key}: PATH'")
+        else:
+            value.error(f"folder not found: {folder}")
+        return None
+    return folder
+
+
+def _header_text(value: Value | None, default: str | None = None) -> str | None:
+    """Text that may end up in a mail header: no control characters at all."""
+    if value is None:
+        return default
+    text = value.text()
+    if text is not None and any(ord(c) < 32 or ord(c) == 127 for c in text):
+        value.error("must be one line with no control characters")
+        return None
+    return text
+
+
+def _site(value: Value | None) -> Site | None:
+    fields = value.mapping(("base_url", "domain"), ("base_url", "domain")) if value else None
+    if fields is None:
+        return None
+    base_url = _header_text(fields.get("base_url"))
+    domain = _header_text(fields.get("domain"))
+    if base_url:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            fields.entries["base_url"].error(f"'{base_url}' is not an http(s) address")
+            base_url = None
+    if domain and (not all(p.isalnum() or p == "-" for p in domain.replace(".", "")) or "." not in domain):
+        fields.entries["domain"].error(f"'{domain}' is not a domain name such as news.example.org")
+        domain = None
+    if not (base_url and domain and fields.ok):
+        return None
+    return Site(base_url.rstrip("/"), domain.lower())
+
+
+def _mailbox(value: Value | None, default: Mailbox | None = None) -> Mailbox | None:
+    if value is None:
+        return default
+    fields = value.mapping(("name", "address"), ("name", "address"))
+    if fields is None:
+        return None
+    name = _header_text(fields.get("name"))
+    address_value = fields.get("address")
+    raw = _header_text(address_value)
+    if raw is None or name is None or address_value is None or not fields.ok:
+        return None
+    try:
+        address = validate_email(raw, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        address_value.error(f"'{raw}' is not a valid address: {exc}")
+        return None
+    return Mailbox(name, address)
+
+
+def _digests(value: Value | None) -> tuple[Digest, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value.node.value, list) or not value.node.value:
+        value.error("define at least one digest under 'digests'")
+        return None
+    names = [str(key.value) for key, _ in value.node.value]
+    fields = value.mapping(names)
+    if fields is None:
+        return None
+    digests = []
+    for key_node, _ in value.node.value:
+        name = str(key_node.value)
+        entry = fields.entries.get(name)
+        if entry is None:
+            continue
+        if not TAG.match(name):
+            line = int(key_node.start_mark.line) + value.doc.first_line
+            entry.error(f"digest name '{name}' must be lowercase letters, digits and '-'", line)
+            continue
+        digest = _digest(name, entry)
+        if digest is not None:
+            digests.append(digest)
+    return tuple(digests)
+
+
+def _digest(name: str, value: Value) -> Digest | None:
+    fields = value.mapping(DIGEST_KEYS, ("title", "sender"))
+    if fields is None:
+        return None
+    title = _header_text(fields.get("title"))
+    description = fields.text("description", "")
+    tags_value = fields.get("tags")
+    tags = tags_value.texts() if tags_value else ()
+    language = fields.text("language", "en")
+    if language and not LANGUAGE.match(language):
+        _error(fields, "language", f"'{language}' is not a language code such as en, ar or pt-BR")
+        language = None
+    period = fields.text("period", "weekly")
+    if period not in PERIODS:
+        _error(fields, "period", f"'{period}' is not one of {', '.join(PERIODS)}")
+        period = None
+    timezone = fields.text("timezone", "UTC")
+    try:
+        ZoneInfo(timezone or "")
+    except (ZoneInfoNotFoundError, ValueError):
+        _error(fields, "timezone", f"'{timezone}' is not an IANA time zone such as Europe/Istanbul")
+        timezone = None
+    max_entries = _number(fields, "entries", 8, minimum=0)
+    lookback = _number(fields, "lookback_days", None, minimum=1)
+    sender = _mailbox(fields.get("sender"))
+    subject = _subject(fields.get("subject"))
+    if not (title and language and period and timezone and sender and subject) or not fields.ok:
+        return None
+    if tags is None or max_entries is None or description is None:
+        return None
+    return Digest(
+        name, title, description, tags, language, period, timezone,
+        max_entries, lookback, sender, subject,
+    )
+
+
+def _error(fields: Mapping, key: str, message: str) -> None:
+    value = fields.get(key)
+    (value or fields.value).error(message)
+
+
+def _number(fields: Mapping, key: str, default: int | None, minimum: int) -> int | None:
+    value = fields.get(key)
+    return default if value is None else value.integer(minimum)
+
+
+def _subject(value: Value | None) -> str | None:
+    pattern = _header_text(value, "{title}: {brief}")
+    if pattern is None or value is None:
+        return pattern
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(pattern) if name is not None]
+    except ValueError as exc:
+        value.error(f"bad subject pattern: {exc}")
+        return None
+    for name in names:
+        if name not in SUBJECT_FIELDS:
+            known = ", ".join("{" + field + "}" for field in SUBJECT_FIELDS)
+            value.error(f"unknown field {{{name}}} in the subject (known: {known})")
+            return None
+    return pattern

@@ -1,0 +1,495 @@
+"""Content models (briefs, key points, timeline entries, sources) and loading them with exact errors."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass, replace
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from . import markup
+from .errors import ContentError, Invalid, NewsletterError
+from .yamlsource import Mapping, Problems, Value, hint, parse
+
+BRIEF_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
+TAG = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+FUZZY_DATE = re.compile(r"^(?:(early|mid|late)\s+)?(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+QUALIFIER_DAYS = {"early": (1, 10), "mid": (11, 20), "late": (21, 31)}
+
+
+@dataclass(frozen=True)
+class Source:
+    title: str
+    publisher: str
+    url: str
+
+
+@dataclass(frozen=True)
+class KeyPoint:
+    text: str  # one line of Markdown
+    sources: tuple[Source, ...]
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    bio: str
+
+
+@dataclass(frozen=True)
+class Related:
+    """Another brief worth reading: one of ours (by slug) or elsewhere (by url)."""
+
+    title: str
+    url: str | None = None
+    slug: str | None = None
+
+
+@dataclass(frozen=True)
+class Brief:
+    slug: str
+    path: Path
+    title: str
+    dek: str
+    date: date
+    authors: tuple[Author, ...]
+    language: str
+    tags: tuple[str, ...]
+    key_points: tuple[KeyPoint, ...]
+    related: tuple[Related, ...]
+    body: str  # Markdown
+    url: str | None = None
+
+
+@dataclass(frozen=True, order=True)
+class FuzzyDate:
+    """A date known to the day, the month (maybe its early/mid/late part) or the year.
+
+    It stands for the span [start, end]. Ordering uses the end first: an entry
+    dated "June 2022" may be as late as June 30, so it is never shown or sorted
+    as if it were June 1.
+    """
+
+    end: date
+    start: date
+    precision: str  # "day", "month" or "year"
+    qualifier: str = ""  # "early", "mid" or "late" (month precision only)
+
+    @property
+    def iso(self) -> str:
+        if self.precision == "day":
+            return self.start.isoformat()
+        if self.precision == "year":
+            return str(self.start.year)
+        month = f"{self.start.year:04d}-{self.start.month:02d}"
+        return f"{self.qualifier} {month}" if self.qualifier else month
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    date: FuzzyDate
+    title: str
+    summary: str  # one paragraph of Markdown
+    actors: tuple[str, ...]
+    tags: tuple[str, ...]
+    sources: tuple[Source, ...]
+    language: str
+    path: Path
+    line: int
+
+    @property
+    def key(self) -> tuple[FuzzyDate, str]:
+        return (self.date, self.title)
+
+
+@dataclass(frozen=True)
+class Library:
+    """Everything in content/: briefs oldest first, timeline entries in date order."""
+
+    root: Path
+    briefs: tuple[Brief, ...]
+    timeline: tuple[TimelineEntry, ...]
+
+
+def parse_fuzzy_date(raw: str) -> FuzzyDate:
+    """`2022-06-12`, `2022-06`, `late 2022-06` or `2022`; ValueError says what is wrong."""
+    match = FUZZY_DATE.match(raw.strip())
+    if not match:
+        raise ValueError(
+            f"'{raw}' is not a date: use YYYY-MM-DD, YYYY-MM, early/mid/late YYYY-MM or YYYY"
+        )
+    qualifier, year_s, month_s, day_s = match.groups()
+    year = int(year_s)
+    if month_s is None:
+        if qualifier:
+            raise ValueError(f"'{raw}': early/mid/late needs a month (e.g. '{qualifier} {year}-06')")
+        return FuzzyDate(date(year, 12, 31), date(year, 1, 1), "year")
+    month = int(month_s)
+    if not 1 <= month <= 12:
+        raise ValueError(f"'{raw}' is not a real date: there is no month {month}")
+    last = calendar.monthrange(year, month)[1]
+    if day_s is None:
+        first_day, last_day = QUALIFIER_DAYS.get(qualifier or "", (1, last))
+        return FuzzyDate(
+            date(year, month, min(last_day, last)), date(year, month, first_day),
+            "month", qualifier or "",
+        )
+    if qualifier:
+        raise ValueError(f"'{raw}': early/mid/late applies to a month, not to a day")
+    try:
+        day = date(year, month, int(day_s))
+    except ValueError:
+        raise ValueError(f"'{raw}' is not a real date: {calendar.month_name[month]} {year} has {last} days") from None
+    return FuzzyDate(day, day, "day")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+BRIEF_KEYS = ("title", "dek", "date", "authors", "language", "tags", "key_points", "related", "url")
+BRIEF_REQUIRED = ("title", "dek", "date", "authors", "tags", "key_points")
+ENTRY_KEYS = ("date", "language", "title", "summary", "actors", "tags", "sources")
+ENTRY_REQUIRED = ("date", "title", "summary", "tags", "sources")
+
+
+def load_library(root: Path) -> Library:
+    """Load and check every brief and timeline file; raise Invalid listing every problem."""
+    if not root.is_dir():
+        raise NewsletterError(f"content folder not found: {root}")
+    problems = Problems(ContentError)
+    briefs = [
+        brief
+        for path in sorted((root / "briefs").glob("*.md"))
+        if (brief := _load_brief(path, problems)) is not None
+    ]
+    timeline = [
+        entry
+        for path in sorted((root / "timeline").glob("*.y*ml"))
+        for entry in _load_timeline(path, problems)
+    ]
+    _check_related(briefs, problems)
+    _check_duplicates(timeline, problems)
+    if problems:
+        raise Invalid(problems.items)
+    return Library(
+        root,
+        tuple(sorted(briefs, key=lambda b: (b.date, b.slug))),
+        tuple(sorted(timeline, key=lambda e: e.key)),
+    )
+
+
+def _split_front_matter(path: Path, text: str, problems: Problems) -> tuple[str, str, int] | None:
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        problems.add(path, 1, "front matter", "a brief starts with a '---' line, then YAML, then '---'")
+        return None
+    for index in range(1, len(lines)):
+        if lines[index].strip() in ("---", "..."):
+            return "\n".join(lines[1:index]), "\n".join(lines[index + 1:]), index + 2
+    problems.add(path, 1, "front matter", "no closing '---' line after the front matter")
+    return None
+
+
+def _load_brief(path: Path, problems: Problems) -> Brief | None:
+    name = BRIEF_NAME.match(path.name)
+    if not name:
+        problems.add(path, 1, "filename", "name a brief YYYY-MM-DD-slug.md (lowercase slug)")
+        return None
+    text = _read(path, problems)
+    if text is None:
+        return None
+    parts = _split_front_matter(path, text, problems)
+    if parts is None:
+        return None
+    front, body, body_line = parts
+    root = parse(front, path, problems, first_line=2)
+    fields = root.mapping(BRIEF_KEYS, BRIEF_REQUIRED) if root else None
+    if fields is None:
+        return None
+    before = len(problems.items)
+    brief_date = _plain_date(fields.get("date"))
+    if brief_date is not None and brief_date.isoformat() != name.group(1):
+        assert fields.get("date") is not None
+        fields.entries["date"].error(
+            f"{brief_date.isoformat()} does not match the date in the file name ({name.group(1)})"
+        )
+    title = _plain(fields, "title")
+    dek = _plain(fields, "dek")
+    authors = _authors(fields.get("authors"))
+    language = _language(fields.get("language"))
+    tags = _tags(fields.get("tags"))
+    key_points = _key_points(fields.get("key_points"))
+    related = _related(fields.get("related"))
+    url = _url(fields.get("url")) if "url" in fields else None
+    for problem in markup.check(body):
+        line = _find_line(text, problem.snippet, body_line)
+        problems.add(path, line, "body", problem.message)
+    if len(problems.items) > before or not fields.ok:
+        return None
+    assert title and dek and brief_date and authors is not None and tags is not None
+    assert key_points is not None and related is not None and language
+    return Brief(
+        slug=name.group(2), path=path, title=title, dek=dek, date=brief_date,
+        authors=authors, language=language, tags=tags, key_points=key_points,
+        related=related, body=body.strip(), url=url,
+    )
+
+
+def _load_timeline(path: Path, problems: Problems) -> list[TimelineEntry]:
+    text = _read(path, problems)
+    root = parse(text, path, problems) if text is not None else None
+    values = root.items() if root else None
+    entries: list[TimelineEntry] = []
+    for value in values or []:
+        before = len(problems.items)
+        fields = value.mapping(ENTRY_KEYS, ENTRY_REQUIRED)
+        if fields is None:
+            continue
+        fuzzy = _fuzzy(fields.get("date"))
+        title = _plain(fields, "title")
+        summary = _markdown(fields.get("summary"), one_paragraph=True)
+        actors = fields.texts("actors")
+        tags = _tags(fields.get("tags"))
+        sources = _sources(fields.get("sources"))
+        language = _language(fields.get("language"))
+        if len(problems.items) > before or not fields.ok:
+            continue
+        assert fuzzy and title and summary and actors is not None and tags is not None
+        assert sources is not None and language
+        entries.append(
+            TimelineEntry(fuzzy, title, summary, actors, tags, sources, language, path, value.line)
+        )
+    return entries
+
+
+def _read(path: Path, problems: Problems) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        problems.add(path, line, "encoding", "the file is not UTF-8 text")
+    except OSError as exc:
+        problems.add(path, 1, "file", f"cannot read: {exc.strerror}")
+    return None
+
+
+def _find_line(text: str, snippet: str, first: int) -> int:
+    for number, line in enumerate(text.splitlines()[first - 1:], start=first):
+        if snippet in line:
+            return number
+    return first
+
+
+def _plain(fields: Mapping, key: str) -> str | None:
+    """A one-line text field (title, dek): no Markdown, no HTML, no line breaks."""
+    value = fields.get(key)
+    if value is None:
+        return None
+    text = value.text()
+    if text is None:
+        return None
+    if "<" in text and re.search(r"</?[a-zA-Z]", text):
+        value.error(f"HTML is not allowed here: {text[:60]}")
+        return None
+    return " ".join(text.split())
+
+
+def _markdown(value: Value | None, one_paragraph: bool = False) -> str | None:
+    if value is None:
+        return None
+    text = value.text()
+    if text is None:
+        return None
+    ok = True
+    for problem in markup.check(text):
+        value.error(problem.message, value.line_of(problem.snippet))
+        ok = False
+    if one_paragraph and "\n\n" in text.strip():
+        value.error("write one paragraph (no blank lines)")
+        ok = False
+    return text if ok else None
+
+
+def _plain_date(value: Value | None) -> date | None:
+    if value is None:
+        return None
+    raw = value.text()
+    if raw is None:
+        return None
+    try:
+        fuzzy = parse_fuzzy_date(raw)
+    except ValueError as exc:
+        value.error(str(exc))
+        return None
+    if fuzzy.precision != "day":
+        value.error(f"'{raw}' must be a full date (YYYY-MM-DD)")
+        return None
+    return fuzzy.start
+
+
+def _fuzzy(value: Value | None) -> FuzzyDate | None:
+    if value is None:
+        return None
+    raw = value.text()
+    if raw is None:
+        return None
+    try:
+        return parse_fuzzy_date(raw)
+    except ValueError as exc:
+        value.error(str(exc))
+        return None
+
+
+def _language(value: Value | None) -> str | None:
+    if value is None:
+        return "en"
+    raw = value.text()
+    if raw is not None and not LANGUAGE.match(raw):
+        value.error(f"'{raw}' is not a language code such as en, ar or pt-BR")
+        return None
+    return raw
+
+
+def _tags(value: Value | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    tags = value.texts()
+    if tags is None:
+        return None
+    if not tags:
+        value.error("give at least one tag")
+        return None
+    bad = [t for t in tags if not TAG.match(t)]
+    if bad:
+        value.error(f"tags are lowercase words joined by '-': {', '.join(bad)}")
+        return None
+    return tuple(dict.fromkeys(tags))
+
+
+def _url(value: Value | None) -> str | None:
+    if value is None:
+        return None
+    raw = value.text()
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        value.error(f"'{raw}' is not an http(s) address")
+        return None
+    if any(c.isspace() or ord(c) < 32 for c in raw):
+        value.error("an address cannot contain spaces or control characters")
+        return None
+    return raw
+
+
+def _sources(value: Value | None) -> tuple[Source, ...] | None:
+    if value is None:
+        return None
+    items = value.items()
+    if items is None:
+        return None
+    if not items:
+        value.error("give at least one source (title, publisher, url)")
+        return None
+    sources: list[Source] = []
+    for item in items:
+        fields = item.mapping(("title", "publisher", "url"), ("title", "publisher", "url"))
+        if fields is None:
+            continue
+        title, publisher = _plain(fields, "title"), _plain(fields, "publisher")
+        url = _url(fields.get("url"))
+        if title and publisher and url and fields.ok:
+            sources.append(Source(title, publisher, url))
+    return tuple(sources) if len(sources) == len(items) else None
+
+
+def _authors(value: Value | None) -> tuple[Author, ...] | None:
+    items = value.items() if value else None
+    if value is None or items is None:
+        return None
+    if not items:
+        value.error("give at least one author (name, bio)")
+        return None
+    authors: list[Author] = []
+    for item in items:
+        fields = item.mapping(("name", "bio"), ("name", "bio"))
+        if fields is None:
+            continue
+        name, bio = _plain(fields, "name"), _plain(fields, "bio")
+        if name and bio and fields.ok:
+            authors.append(Author(name, bio))
+    return tuple(authors) if len(authors) == len(items) else None
+
+
+def _key_points(value: Value | None) -> tuple[KeyPoint, ...] | None:
+    items = value.items() if value else None
+    if value is None or items is None:
+        return None
+    if not items:
+        value.error("a brief needs at least one key point")
+        return None
+    points: list[KeyPoint] = []
+    for item in items:
+        fields = item.mapping(("text", "sources"), ("text", "sources"))
+        if fields is None:
+            continue
+        text = _markdown(fields.get("text"), one_paragraph=True)
+        sources = _sources(fields.get("sources"))
+        if text and sources and fields.ok:
+            points.append(KeyPoint(" ".join(text.split()), sources))
+    return tuple(points) if len(points) == len(items) else None
+
+
+def _related(value: Value | None) -> tuple[Related, ...] | None:
+    if value is None:
+        return ()
+    items = value.items()
+    if items is None:
+        return None
+    related: list[Related] = []
+    for item in items:
+        if isinstance(item.node.value, str):
+            slug = item.text()
+            if slug:
+                related.append(Related(title="", slug=slug))
+            continue
+        fields = item.mapping(("title", "url"), ("title", "url"))
+        if fields is None:
+            continue
+        title, url = _plain(fields, "title"), _url(fields.get("url"))
+        if title and url and fields.ok:
+            related.append(Related(title, url=url))
+    return tuple(related) if len(related) == len(items) else None
+
+
+def _check_related(briefs: list[Brief], problems: Problems) -> None:
+    """Resolve related briefs given by slug to their titles, or report unknown slugs."""
+    by_slug = {b.slug: b for b in briefs}
+    for index, brief in enumerate(briefs):
+        resolved: list[Related] = []
+        for position, item in enumerate(brief.related):
+            if item.slug is None:
+                resolved.append(item)
+            elif item.slug in by_slug:
+                target = by_slug[item.slug]
+                resolved.append(Related(target.title, url=target.url, slug=item.slug))
+            else:
+                text = brief.path.read_text(encoding="utf-8")
+                line = _find_line(text, item.slug, 1)
+                message = hint(item.slug, sorted(by_slug), noun="brief")
+                problems.add(brief.path, line, f"related[{position}]", message)
+        briefs[index] = replace(brief, related=tuple(resolved))
+
+
+def _check_duplicates(entries: list[TimelineEntry], problems: Problems) -> None:
+    seen: dict[tuple[str, str], TimelineEntry] = {}
+    for entry in sorted(entries, key=lambda e: (str(e.path), e.line)):
+        key = (entry.date.iso, entry.title.casefold())
+        first = seen.setdefault(key, entry)
+        if first is not entry:
+            problems.add(
+                entry.path, entry.line, "title",
+                f"duplicate entry: same date and title as {first.path.name}:{first.line}",
+            )

@@ -1,0 +1,84 @@
+"""Compose one issue of a digest for a moment: pure and deterministic (time comes in as an argument)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from .config import Digest
+from .content import Brief, Library, TimelineEntry
+from .errors import DigestError
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One edition: the newest brief and the latest timeline entries as of a moment."""
+
+    digest: Digest
+    period: str  # e.g. 2022-W30
+    as_of: datetime  # timezone-aware
+    brief: Brief | None
+    entries: tuple[TimelineEntry, ...]  # newest first
+
+    @property
+    def id(self) -> str:
+        return f"{self.digest.name}-{self.period}"
+
+    @property
+    def day(self) -> date:
+        """The as-of moment as a calendar day in the digest's time zone."""
+        return self.as_of.astimezone(self.digest.zone).date()
+
+
+def moment(as_of: date | datetime, digest: Digest) -> datetime:
+    """A day means its start in the digest's time zone; a moment without a zone is read there too."""
+    if not isinstance(as_of, datetime):
+        as_of = datetime.combine(as_of, time(0))
+    return as_of if as_of.tzinfo else as_of.replace(tzinfo=digest.zone)
+
+
+def period_of(digest: Digest, day: date) -> str:
+    if digest.period == "daily":
+        return day.isoformat()
+    if digest.period == "monthly":
+        return f"{day.year:04d}-{day.month:02d}"
+    year, week, _ = day.isocalendar()
+    return f"{year:04d}-W{week:02d}"
+
+
+def covers(digest: Digest, tags: tuple[str, ...], language: str) -> bool:
+    """A digest takes content in its language that shares one of its tags (any, if it has none)."""
+    return language == digest.language and (not digest.tags or not set(digest.tags).isdisjoint(tags))
+
+
+def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
+    """Pick the newest brief dated on or before `as_of` and the latest entries, newest first.
+
+    An entry counts from the first day it may have happened (a "late June" entry
+    appears from June 21). Entries are ordered by the latest day they may have
+    happened, capped at the as-of day, so a month-precision entry never passes for
+    the 1st of its month.
+    """
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    day = as_of.astimezone(digest.zone).date()
+    briefs = [
+        b for b in library.briefs
+        if b.date <= day and covers(digest, b.tags, b.language)
+    ]
+    brief = max(briefs, key=lambda b: (b.date, b.slug)) if briefs else None
+    oldest = day - timedelta(days=digest.lookback_days) if digest.lookback_days else date.min
+    candidates = [
+        e for e in library.timeline
+        if e.date.start <= day and e.date.end >= oldest and covers(digest, e.tags, e.language)
+    ]
+    candidates.sort(
+        key=lambda e: (-min(e.date.end, day).toordinal(), -e.date.start.toordinal(), e.title)
+    )
+    entries = tuple(candidates[: digest.max_entries])
+    if brief is None and not entries:
+        raise DigestError(
+            f"digest '{digest.name}' has nothing to send as of {day.isoformat()}: no brief or "
+            f"timeline entry in language '{digest.language}' matches its tags on or before that day"
+        )
+    return Issue(digest, period_of(digest, day), as_of, brief, entries)

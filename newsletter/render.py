@@ -1,0 +1,266 @@
+"""Turn an Issue into its finished HTML (CSS inlined once) and plaintext twin."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+from premailer import Premailer
+
+from . import markup
+from .config import Digest
+from .content import FuzzyDate, Source
+from .digest import Issue
+from .errors import Invalid, NewsletterError, TemplateError
+from .yamlsource import Problems, parse
+
+# Per-subscriber values are left as placeholders in the rendered bodies, so a send
+# renders and inlines once and then only substitutes text (see message.py).
+UNSUBSCRIBE_URL = "%%unsubscribe_url%%"
+PLACEHOLDERS = (UNSUBSCRIBE_URL,)
+
+HTML_TEMPLATE = "digest.html"
+TEXT_TEMPLATE = "digest.txt"
+STYLESHEET = "digest.css"
+LABELS = "labels.yaml"
+LABEL_KEYS = (
+    "months", "date_day", "date_month", "date_part", "early", "mid", "late",
+    "issue", "brief", "by", "list_and", "comma", "semicolon", "key_points", "about_authors", "related", "timeline",
+    "actors", "sources", "read_brief", "footer", "unsubscribe", "archive", "links",
+)
+TEXT_WIDTH = 72
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A finished issue, the same for every subscriber but for PLACEHOLDERS."""
+
+    issue_id: str
+    digest: Digest
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+
+class References:
+    """Numbered links for the plaintext twin: `text [3]` in the body, `[3] url` at the end."""
+
+    def __init__(self, labels: Labels) -> None:
+        self.labels = labels
+        self.urls: list[str] = []
+
+    def cite(self, url: str) -> int:
+        if url not in self.urls:
+            self.urls.append(url)
+        return self.urls.index(url) + 1
+
+    def md(self, text: str) -> str:
+        return markup.to_inline_text(text, self.cite)
+
+    def sources(self, sources: Iterable[Source]) -> str:
+        return self.labels.list((f"{s.publisher} [{self.cite(s.url)}]" for s in sources), "semicolon")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The words a template prints, in one language."""
+
+    words: dict[str, Any]
+
+    def __getattr__(self, key: str) -> Any:
+        try:
+            return self.words[key]
+        except KeyError:
+            raise AttributeError(key) from None
+
+    def join(self, names: Iterable[str]) -> str:
+        """`A`, `A and B`, `A, B and C` in this language's words and punctuation."""
+        items = list(names)
+        if len(items) < 2:
+            return "".join(items)
+        rest = self.list(items[:-1])
+        return str(self.list_and).format(rest=rest, last=items[-1])
+
+    def list(self, items: Iterable[str], separator: str = "comma") -> str:
+        """Items separated by this language's comma (or semicolon), each followed by a space."""
+        return f"{self.words[separator]} ".join(items)
+
+    def date(self, value: date | FuzzyDate) -> str:
+        if isinstance(value, date):
+            return str(self.date_day).format(
+                day=value.day, month=self.months[value.month - 1], year=value.year
+            )
+        start = value.start
+        month = self.months[start.month - 1]
+        if value.precision == "day":
+            return self.date(start)
+        if value.precision == "year":
+            return str(start.year)
+        if value.qualifier:
+            part = self.words[value.qualifier]
+            return str(self.date_part).format(part=part, month=month, year=start.year)
+        return str(self.date_month).format(month=month, year=start.year)
+
+
+def load_labels(path: Path) -> dict[str, Labels]:
+    """Read labels.yaml: one mapping of words per language; English fills any gap."""
+    problems = Problems(TemplateError)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NewsletterError(f"cannot read {path}: {exc.strerror}") from None
+    root = parse(text, path, problems)
+    languages = root.mapping([str(k.value) for k, _ in root.node.value]) if root else None
+    words: dict[str, dict[str, Any]] = {}
+    for language in languages or []:
+        value = languages.entries[language] if languages else None
+        fields = value.mapping(LABEL_KEYS) if value else None
+        if fields is None:
+            continue
+        words[language] = {}
+        for key, item in fields.entries.items():
+            found = item.texts() if key == "months" else item.text()
+            if key == "months" and found is not None and len(found) != 12:
+                item.error(f"list the 12 month names, found {len(found)}")
+            words[language][key] = found
+    if "en" not in words:
+        problems.add(path, 1, "en", "labels.yaml needs an 'en' section")
+    else:
+        missing = [k for k in LABEL_KEYS if k not in words["en"]]
+        if missing:
+            problems.add(path, 1, "en", f"missing labels: {', '.join(missing)}")
+    if problems:
+        raise Invalid(problems.items)
+    return {lang: Labels({**words["en"], **w}) for lang, w in words.items()}
+
+
+class Renderer:
+    """Templates, stylesheet and labels loaded once; `render` many issues with them."""
+
+    def __init__(self, templates_dir: Path, base_url: str) -> None:
+        self.templates_dir = templates_dir
+        self.base_url = base_url
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(templates_dir),
+            autoescape=jinja2.select_autoescape(["html", "htm"], default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.env.filters["md"] = lambda text: Markup(markup.to_html(text))
+        self.env.filters["md_inline"] = lambda text: Markup(markup.to_inline_html(text))
+        self.env.globals["wrap"] = markup.wrap
+        self.html_template = self._template(HTML_TEMPLATE)
+        self.text_template = self._template(TEXT_TEMPLATE)
+        self.css = self._read(STYLESHEET)
+        self.labels = load_labels(templates_dir / LABELS)
+
+    def _read(self, name: str) -> str:
+        try:
+            return (self.templates_dir / name).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise NewsletterError(f"cannot read template {self.templates_dir / name}: {exc.strerror}") from None
+
+    def _template(self, name: str) -> jinja2.Template:
+        try:
+            return self.env.get_template(name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(Path(exc.filename or name), exc.lineno, "template", exc.message or "syntax error") from None
+        except jinja2.TemplateNotFound:
+            raise NewsletterError(f"template not found: {self.templates_dir / name}") from None
+
+    def labels_for(self, language: str) -> Labels:
+        return self.labels.get(language) or self.labels.get(language.split("-")[0]) or self.labels["en"]
+
+    def render(self, issue: Issue) -> Rendered:
+        context = self._context(issue)
+        html = inline_css(self._render(self.html_template, context))
+        text = _tidy_text(self._render(self.text_template, {**context, "refs": References(context["labels"])}))
+        return Rendered(issue.id, issue.digest, context["subject"], context["preheader"], html, text)
+
+    def html_before_inlining(self, issue: Issue) -> str:
+        """The HTML as the template writes it, before premailer (for benchmarks and debugging)."""
+        return self._render(self.html_template, self._context(issue))
+
+    def _context(self, issue: Issue) -> dict[str, Any]:
+        digest = issue.digest
+        labels = self.labels_for(digest.language)
+        brief = issue.brief
+        rtl = digest.direction == "rtl"
+        return {
+            "issue": issue,
+            "digest": digest,
+            "brief": brief,
+            "entries": issue.entries,
+            "labels": labels,
+            "css": self.css,
+            "subject": _subject(digest, labels, issue),
+            "preheader": brief.dek if brief else issue.entries[0].title,
+            "lang": digest.language,
+            "dir": digest.direction,
+            "start": "right" if rtl else "left",
+            "end": "left" if rtl else "right",
+            "archive_url": f"{self.base_url}/issues/{issue.id}",
+            "unsubscribe_url": UNSUBSCRIBE_URL,
+        }
+
+    def _render(self, template: jinja2.Template, context: dict[str, Any]) -> str:
+        try:
+            return template.render(context)
+        except jinja2.TemplateError as exc:
+            raise _located(exc, sys.exc_info()[2], self.templates_dir / (template.name or "")) from None
+
+
+def _subject(digest: Digest, labels: Labels, issue: Issue) -> str:
+    subject = digest.subject.format(
+        title=digest.title,
+        brief=issue.brief.title if issue.brief else "",
+        period=issue.period,
+        date=labels.date(issue.day),
+        entries=len(issue.entries),
+    )
+    return " ".join(subject.split()).strip(" :-|\u2013\u2014")
+
+
+def _located(exc: jinja2.TemplateError, tb: TracebackType | None, fallback: Path) -> TemplateError:
+    """Find the template line in the traceback Jinja rewrote to point at template files."""
+    file, line = fallback, 1
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith((".html", ".txt", ".htm")):
+            file, line = Path(name), tb.tb_lineno
+        tb = tb.tb_next
+    return TemplateError(file, line, "template", exc.message or type(exc).__name__)
+
+
+def inline_css(html: str) -> str:
+    """Move the <style> rules onto elements; @media rules stay in a <style> block."""
+    inlined = Premailer(
+        html,
+        allow_network=False,
+        strip_important=False,  # dark-mode rules need !important to beat inline styles
+        remove_classes=False,  # the @media rules left in <style> select by class
+        keep_style_tags=False,
+        disable_validation=True,
+        cssutils_logging_level=logging.CRITICAL,
+    ).transform()
+    if not inlined.lstrip().lower().startswith("<!doctype"):
+        inlined = "<!doctype html>\n" + inlined
+    return str(inlined)
+
+
+def _tidy_text(text: str) -> str:
+    """Trailing spaces off, at most one blank line in a row, one final newline."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n") + "\n"

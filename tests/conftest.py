@@ -1,0 +1,50 @@
+"""Fixtures: a copy of the shipped project in a temporary folder, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from newsletter.cli import cli
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+Run = Callable[..., Result]
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shipped config, content and templates, copied; the working folder is its root."""
+    for name in ("content", "templates"):
+        shutil.copytree(REPO / name, tmp_path / name)
+    shutil.copy(REPO / "config.yaml", tmp_path / "config.yaml")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def rtl_project(project: Path) -> Path:
+    """The project with the Arabic content fixture and an Arabic digest in place of the English one."""
+    shutil.rmtree(project / "content")
+    shutil.copytree(DATA / "rtl" / "content", project / "content")
+    config = (project / "config.yaml").read_text(encoding="utf-8")
+    config = config.replace("  weekly:", "  arabic:").replace("language: en", "language: ar")
+    config = config.replace("title: Iran, Turkey and Israel Weekly", "title: إيران وتركيا وإسرائيل")
+    (project / "config.yaml").write_text(config, encoding="utf-8")
+    return project
+
+
+@pytest.fixture
+def run() -> Run:
+    """Run `newsletter ARGS...` in-process; stderr is kept apart from stdout."""
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(cli, list(args), catch_exceptions=False)
+
+    return invoke

@@ -1,0 +1,125 @@
+"""config.yaml: the shipped file loads, and every bad field is named with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_config
+from newsletter.errors import ConfigError, Invalid, NewsletterError
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+def problems_after(project: Path, old: str, new: str) -> tuple[list[str], str]:
+    path = project / "config.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, f"the shipped config.yaml no longer has {old!r}"
+    text = text.replace(old, new, 1)
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_config(path)
+    except Invalid as exc:
+        return [str(p) for p in exc.problems], text
+    return [], text
+
+
+def test_the_shipped_config_needs_no_server_and_no_secret(project: Path) -> None:
+    config = load_config(project / "config.yaml")
+    assert config.content_dir == project / "content"
+    assert config.out_dir == project / "out"
+    weekly = config.digest("weekly")
+    assert (weekly.language, weekly.direction, weekly.period) == ("en", "ltr", "weekly")
+    assert weekly.sender.address == "digest@threat-digest.example.org"
+    assert config.site.base_url.startswith("https://")
+
+
+BAD_CONFIG = [
+    pytest.param(
+        "    entries: 8", "    entires: 8", "entires",
+        "digests.weekly.entires: unknown key 'entires' (did you mean 'entries'?)", id="unknown key",
+    ),
+    pytest.param(
+        "    entries: 8", "    entries: eight", "entries",
+        "digests.weekly.entries: expected a whole number, found 'eight'", id="not a number",
+    ),
+    pytest.param(
+        "timezone: Europe/Istanbul", "timezone: Europe/Ankara", "timezone",
+        "digests.weekly.timezone: 'Europe/Ankara' is not an IANA time zone such as Europe/Istanbul",
+        id="bad timezone",
+    ),
+    pytest.param(
+        "period: weekly ", "period: fortnightly ", "period:",
+        "digests.weekly.period: 'fortnightly' is not one of daily, weekly, monthly", id="bad period",
+    ),
+    pytest.param(
+        'subject: "{title} {period}: {brief}"', 'subject: "{title}: {headline}"', "subject:",
+        "digests.weekly.subject: unknown field {headline} in the subject "
+        "(known: {title}, {brief}, {period}, {date}, {entries})",
+        id="unknown subject field",
+    ),
+    pytest.param(
+        "address: digest@threat-digest.example.org", "address: digest@", "address: digest@",
+        "digests.weekly.sender.address: 'digest@' is not a valid address: "
+        "There must be something after the @-sign.",
+        id="bad sender address",
+    ),
+    pytest.param(
+        "title: Iran, Turkey and Israel Weekly", 'title: "Weekly\\r\\nBcc: victim@example.org"', "Bcc",
+        "digests.weekly.title: must be one line with no control characters", id="header injection",
+    ),
+    pytest.param(
+        "language: en", "language: English", "language:",
+        "digests.weekly.language: 'English' is not a language code such as en, ar or pt-BR", id="bad language",
+    ),
+    pytest.param(
+        "base_url: https://threat-digest.example.org", "base_url: threat-digest.example.org", "base_url",
+        "site.base_url: 'threat-digest.example.org' is not an http(s) address", id="base url without scheme",
+    ),
+    pytest.param(
+        "content: content", "content: contents", "content: contents",
+        "content: folder not found: ", id="missing content folder",
+    ),
+    pytest.param(
+        "  weekly:", "  Weekly:", "Weekly:",
+        "digests.Weekly: digest name 'Weekly' must be lowercase letters, digits and '-'", id="digest name",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "line_text", "expected"), BAD_CONFIG)
+def test_a_bad_field_is_named_with_its_line(
+    project: Path, old: str, new: str, line_text: str, expected: str
+) -> None:
+    problems, text = problems_after(project, old, new)
+    prefix = f"config.yaml:{line_of(text, line_text)}: "
+    assert any(p.startswith(prefix + expected) for p in problems), problems
+
+
+def test_broken_yaml_names_the_line(project: Path) -> None:
+    problems, text = problems_after(project, "  weekly:", "  weekly: [")
+    opened = line_of(text, "weekly: [")
+    assert problems[0].startswith(f"config.yaml:{opened + 2}: yaml: invalid YAML: ")
+    assert problems[0].endswith(f"(while parsing a flow sequence that starts on line {opened})")
+
+
+def test_a_missing_config_file_says_how_to_choose_one(tmp_path: Path) -> None:
+    with pytest.raises(NewsletterError, match=r"config file not found: .*--config PATH"):
+        load_config(tmp_path / "config.yaml")
+
+
+def test_an_unknown_digest_gets_a_hint_at_the_digests_line(project: Path) -> None:
+    config = load_config(project / "config.yaml")
+    line = line_of((project / "config.yaml").read_text(encoding="utf-8"), "digests:")
+    with pytest.raises(ConfigError) as raised:
+        config.digest("wekly")
+    assert str(raised.value) == f"config.yaml:{line}: digests: unknown digest 'wekly' (did you mean 'weekly'?)"
+
+
+def test_an_arabic_digest_reads_right_to_left(project: Path) -> None:
+    problems, _ = problems_after(project, "language: en", "language: ar")
+    assert problems == []
+    assert load_config(project / "config.yaml").digest("weekly").direction == "rtl"
