@@ -1,0 +1,89 @@
+"""write_preview(): the seed digest at a fixed moment, golden, and byte-identical between builds."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import date
+from pathlib import Path
+
+from lxml import html as lxml_html
+
+from newsletter.build import Project, write_preview
+from newsletter.digest import moment
+
+from .conftest import Run
+
+# The seed digest as of 30 July 2022: the newest eight timeline entries, newest first. Entries
+# known only to the month sort by the month's last day (capped at the as-of day), then by title.
+EXPECTED_ENTRIES = [
+    "Israel downs three Hezbollah drones over the Karish gas field",  # 2022-07-02
+    "Hossein Taeb removed as IRGC intelligence chief",  # late 2022-06
+    "Herzog and Lapid thank Ankara",  # 2022-06
+    "Iran sponsors a joint YPG-militia operations room in northern Syria",  # 2022-06
+    "Turkish police and MIT arrest eight over a plot against Israel's ex-consul in Istanbul",  # 2022-06
+    "Lapid visits Ankara and praises security cooperation",  # 2022-06-23
+    "Bennett thanks Turkey for helping thwart attacks",  # 2022-06-20
+    "Iran's foreign ministry calls the charges baseless",  # mid 2022-06
+]
+
+
+def build_seed(project: Path, out: Path) -> dict[str, bytes]:
+    loaded = Project.load(project / "config.yaml")
+    digest = loaded.config.digest("weekly")
+    preview = write_preview(loaded, digest, moment(date(2022, 7, 30), digest), out)
+    assert preview.issue.id == "weekly-2022-W30"
+    return {written.path.name: written.path.read_bytes() for written in preview.files}
+
+
+def test_the_seed_digest_has_every_key_point_and_the_latest_entries_in_order(project: Path) -> None:
+    files = build_seed(project, project / "out")
+    library = Project.load(project / "config.yaml").library
+    brief = library.briefs[-1]
+    doc = lxml_html.document_fromstring(files["digest.html"].decode())
+    points = [
+        " ".join(td.text_content().split())
+        for td in doc.xpath("//td[contains(@class, 'point') and not(contains(@class, 'point-number'))]")
+    ]
+    assert len(points) == len(brief.key_points) >= 6
+    for point, key_point in zip(points, brief.key_points, strict=True):
+        assert point.startswith(key_point.text.replace("*", ""))
+        for source in key_point.sources:
+            assert source.publisher in point
+    titles = [p.text_content() for p in doc.xpath("//p[contains(@class, 'entry-title')]")]
+    assert titles == EXPECTED_ENTRIES
+    text = files["digest.txt"].decode()
+    timeline = text[text.index("LATEST ON THE TIMELINE"):]
+    positions = [timeline.index(" ".join(title.split()[:4])) for title in EXPECTED_ENTRIES]
+    assert positions == sorted(positions)
+    assert "Hassan Sayad Khodai is assassinated" not in text  # ninth newest: beyond `entries: 8`
+
+
+def test_two_builds_are_byte_identical(project: Path, tmp_path: Path) -> None:
+    first = build_seed(project, tmp_path / "one")
+    second = build_seed(project, tmp_path / "two")
+    assert first == second
+    assert sorted(first) == ["digest.eml", "digest.html", "digest.txt"]
+
+
+def test_the_sample_eml_is_addressed_to_the_sample_subscriber(project: Path) -> None:
+    raw = build_seed(project, project / "out")["digest.eml"]
+    message = email.message_from_bytes(raw, policy=email.policy.default)
+    assert message["To"] == "Sample Reader <reader@example.org>"
+    assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
+    assert message["Message-ID"].endswith("@threat-digest.example.org>")
+    plain, html = (part.get_content() for part in message.iter_parts())
+    assert 'href="https://threat-digest.example.org/u/preview"' in html
+    assert "https://threat-digest.example.org/u/preview" in plain
+
+
+def test_an_arabic_digest_builds_right_to_left(rtl_project: Path, run: Run) -> None:
+    assert run("check").exit_code == 0
+    result = run("build", "--as-of", "2022-07-30")
+    assert result.exit_code == 0, result.output
+    html = (rtl_project / "out" / "arabic-2022-W30" / "digest.html").read_text(encoding="utf-8")
+    doc = lxml_html.document_fromstring(html)
+    assert (doc.get("lang"), doc.get("dir")) == ("ar", "rtl")
+    assert "\u0627\u0644\u0646\u0642\u0627\u0637 \u0627\u0644\u0631\u0626\u064a\u0633\u064a\u0629" in html  # key points
+    text = (rtl_project / "out" / "arabic-2022-W30" / "digest.txt").read_text(encoding="utf-8")
+    assert "\u060c " in text or "\u061b " in text  # Arabic comma or semicolon between items
