@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from collections.abc import Iterable
@@ -14,13 +13,13 @@ from typing import Any
 
 import jinja2
 from markupsafe import Markup
-from premailer import Premailer
 
 from . import markup
 from .config import Digest
 from .content import FuzzyDate, Source
 from .digest import Issue
 from .errors import Invalid, NewsletterError, TemplateError
+from .inline import inline_css
 from .yamlsource import Problems, parse
 
 # Per-subscriber values are left as placeholders in the rendered bodies, so a send
@@ -242,22 +241,6 @@ def _located(exc: jinja2.TemplateError, tb: TracebackType | None, fallback: Path
             file, line = Path(name), tb.tb_lineno
         tb = tb.tb_next
     return TemplateError(file, line, "template", exc.message or type(exc).__name__)
-
-
-def inline_css(html: str) -> str:
-    """Move the <style> rules onto elements; @media rules stay in a <style> block."""
-    inlined = Premailer(
-        html,
-        allow_network=False,
-        strip_important=False,  # dark-mode rules need !important to beat inline styles
-        remove_classes=False,  # the @media rules left in <style> select by class
-        keep_style_tags=False,
-        disable_validation=True,
-        cssutils_logging_level=logging.CRITICAL,
-    ).transform()
-    if not inlined.lstrip().lower().startswith("<!doctype"):
-        inlined = "<!doctype html>\n" + inlined
-    return str(inlined)
 
 
 def _tidy_text(text: str) -> str:

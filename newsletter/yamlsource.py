@@ -19,6 +19,8 @@ import yaml
 from .errors import SourceError
 
 NULL_TAG = "tag:yaml.org,2002:null"
+# libyaml composes the same nodes with the same marks about ten times faster.
+FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass
@@ -49,7 +51,11 @@ def parse(text: str, file: Path, problems: Problems, first_line: int = 1) -> Val
     """Compose `text`; on a syntax error record it and return None."""
     doc = Document(file, tuple(text.splitlines()), first_line, problems)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        try:
+            node = yaml.compose(text, Loader=FAST_LOADER)
+        except yaml.YAMLError:
+            # Parse again with the pure-Python loader: its messages are the ones we document.
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line if mark else 0) + first_line
