@@ -44,7 +44,8 @@ def check_project(config_path: Path, as_of: date | datetime | None = None) -> Re
     try:
         library = load_library(config.content_dir)
         report.notes.append(
-            f"content: {len(library.briefs)} briefs, {len(library.timeline)} timeline entries"
+            f"content: {_count(len(library.briefs), 'brief')}, "
+            f"{_count(len(library.timeline), 'timeline entry', 'timeline entries')}"
         )
     except NewsletterError as exc:
         report.fail(exc)
@@ -94,3 +95,7 @@ def _newest_moment(library: Library, digest: Digest) -> datetime | None:
     if not days:
         return None
     return datetime.combine(max(days), time(12), tzinfo=digest.zone)
+
+
+def _count(number: int, one: str, many: str | None = None) -> str:
+    return f"{number} {one if number == 1 else many or one + 's'}"

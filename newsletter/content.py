@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import calendar
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from . import markup
@@ -152,6 +154,9 @@ BRIEF_KEYS = ("title", "dek", "date", "authors", "language", "tags", "key_points
 BRIEF_REQUIRED = ("title", "dek", "date", "authors", "tags", "key_points")
 ENTRY_KEYS = ("date", "language", "title", "summary", "actors", "tags", "sources")
 ENTRY_REQUIRED = ("date", "title", "summary", "tags", "sources")
+SOURCE_KEYS = ("title", "publisher", "url")
+
+T = TypeVar("T")
 
 
 def load_library(root: Path) -> Library:
@@ -384,62 +389,54 @@ def _url(value: Value | None) -> str | None:
     return raw
 
 
-def _sources(value: Value | None) -> tuple[Source, ...] | None:
-    if value is None:
-        return None
-    items = value.items()
-    if items is None:
+def _records(
+    value: Value | None, keys: tuple[str, ...], read: Callable[[Mapping], T | None], empty: str
+) -> tuple[T, ...] | None:
+    """A non-empty list of mappings with exactly `keys`, each read into a record.
+
+    Every item is read even after a bad one, so that one check reports every problem.
+    """
+    items = value.items() if value else None
+    if value is None or items is None:
         return None
     if not items:
-        value.error("give at least one source (title, publisher, url)")
+        value.error(empty)
         return None
-    sources: list[Source] = []
+    records: list[T] = []
     for item in items:
-        fields = item.mapping(("title", "publisher", "url"), ("title", "publisher", "url"))
-        if fields is None:
-            continue
-        title, publisher = _plain(fields, "title"), _plain(fields, "publisher")
-        url = _url(fields.get("url"))
-        if title and publisher and url and fields.ok:
-            sources.append(Source(title, publisher, url))
-    return tuple(sources) if len(sources) == len(items) else None
+        fields = item.mapping(keys, keys)
+        record = read(fields) if fields is not None else None
+        if fields is not None and fields.ok and record is not None:
+            records.append(record)
+    return tuple(records) if len(records) == len(items) else None
+
+
+def _source(fields: Mapping) -> Source | None:
+    title, publisher, url = _plain(fields, "title"), _plain(fields, "publisher"), _url(fields.get("url"))
+    return Source(title, publisher, url) if title and publisher and url else None
+
+
+def _author(fields: Mapping) -> Author | None:
+    name, bio = _plain(fields, "name"), _plain(fields, "bio")
+    return Author(name, bio) if name and bio else None
+
+
+def _key_point(fields: Mapping) -> KeyPoint | None:
+    text = _markdown(fields.get("text"), one_paragraph=True)
+    sources = _sources(fields.get("sources"))
+    return KeyPoint(" ".join(text.split()), sources) if text and sources else None
+
+
+def _sources(value: Value | None) -> tuple[Source, ...] | None:
+    return _records(value, SOURCE_KEYS, _source, "give at least one source (title, publisher, url)")
 
 
 def _authors(value: Value | None) -> tuple[Author, ...] | None:
-    items = value.items() if value else None
-    if value is None or items is None:
-        return None
-    if not items:
-        value.error("give at least one author (name, bio)")
-        return None
-    authors: list[Author] = []
-    for item in items:
-        fields = item.mapping(("name", "bio"), ("name", "bio"))
-        if fields is None:
-            continue
-        name, bio = _plain(fields, "name"), _plain(fields, "bio")
-        if name and bio and fields.ok:
-            authors.append(Author(name, bio))
-    return tuple(authors) if len(authors) == len(items) else None
+    return _records(value, ("name", "bio"), _author, "give at least one author (name, bio)")
 
 
 def _key_points(value: Value | None) -> tuple[KeyPoint, ...] | None:
-    items = value.items() if value else None
-    if value is None or items is None:
-        return None
-    if not items:
-        value.error("a brief needs at least one key point")
-        return None
-    points: list[KeyPoint] = []
-    for item in items:
-        fields = item.mapping(("text", "sources"), ("text", "sources"))
-        if fields is None:
-            continue
-        text = _markdown(fields.get("text"), one_paragraph=True)
-        sources = _sources(fields.get("sources"))
-        if text and sources and fields.ok:
-            points.append(KeyPoint(" ".join(text.split()), sources))
-    return tuple(points) if len(points) == len(items) else None
+    return _records(value, ("text", "sources"), _key_point, "a brief needs at least one key point")
 
 
 def _related(value: Value | None) -> tuple[Related, ...] | None:
