@@ -11,11 +11,12 @@ from pathlib import Path
 from .config import Config, Digest, load_config
 from .content import Library, load_library
 from .digest import Issue, compose
-from .message import build_message, preview_envelope, unsubscribe_url
+from .message import build_message, preview_message_id, unsubscribe_url
 from .render import UNSUBSCRIBE_URL, Rendered, Renderer
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides the rest of a message past this much HTML
 HTML_BUDGET_BYTES = 90 * 1024  # our margin below the clip
+PREVIEW_TOKEN = "preview"  # in sample copies, where no subscriber stands behind the link
 
 
 @dataclass(frozen=True)
@@ -66,14 +67,16 @@ def clip_warning(html_bytes: int) -> str | None:
 def write_preview(project: Project, digest: Digest, as_of: datetime, out_dir: Path) -> Preview:
     issue, rendered = project.issue(digest, as_of)
     config = project.config
-    envelope = preview_envelope(rendered, config.site, config.sample_subscriber, as_of)
-    link = unsubscribe_url(config.site, envelope.unsubscribe_token)
+    link = unsubscribe_url(config.site, PREVIEW_TOKEN)
     folder = out_dir / issue.id
     folder.mkdir(parents=True, exist_ok=True)
     outputs = {
         "digest.html": rendered.html.replace(UNSUBSCRIBE_URL, link).encode("utf-8"),
         "digest.txt": rendered.text.replace(UNSUBSCRIBE_URL, link).encode("utf-8"),
-        "digest.eml": build_message(rendered, config.site, envelope),
+        "digest.eml": build_message(
+            rendered, config.site, config.sample_subscriber, PREVIEW_TOKEN,
+            preview_message_id(rendered, config.site), as_of,
+        ),
     }
     files = tuple(_write_atomically(folder / name, data) for name, data in outputs.items())
     return Preview(issue, rendered, files)

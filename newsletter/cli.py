@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime, timezone
@@ -11,10 +13,14 @@ from typing import IO, Any
 
 import click
 
+from . import sending
 from .build import Project, clip_warning, write_preview
 from .check import check_project
+from .config import Config, Digest, Mailbox, load_config
 from .digest import moment
 from .errors import Invalid, NewsletterError, SourceError, display_path
+from .store import SUBSCRIBER_STATUSES, Store
+from .subscribers import check_digests, check_name, export_csv, import_csv, normalize_address
 
 EXIT_PROBLEM = 2
 
@@ -110,6 +116,240 @@ def check(config_path: Path, as_of: date | datetime | None) -> None:
         click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
         sys.exit(EXIT_PROBLEM)
     click.echo("ok")
+
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+def _open_store(config: Config) -> Store:
+    return Store.open(config.store_url)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT ask the send to stop after the message on the wire."""
+    stop = threading.Event()
+
+    def ask(signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        click.echo(f"\n{signal.Signals(signum).name}: finishing the message in flight, then stopping", err=True)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@cli.command()
+@click.option("--digest", "digest_name", metavar="NAME", help="Send only this digest (default: all).")
+@click.option("--as-of", "as_of", type=AsOf(), help="Send the issue of the period of this day or moment (default: now).")
+@click.option("--dry-run", is_flag=True, help="Build the issue and count recipients; send and record nothing.")
+@click.option("--to", "to_address", metavar="ADDRESS", help="Send one test copy to ADDRESS; deliveries are left alone.")
+@click.option("--transport", "transport_url", metavar="URL", help="file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT (default: config.yaml).")
+@click.pass_obj
+def send(
+    config_path: Path, digest_name: str | None, as_of: date | datetime | None, dry_run: bool,
+    to_address: str | None, transport_url: str | None,
+) -> None:
+    """Send an issue to every active subscriber, once; run again to resume."""
+    now = datetime.now(timezone.utc)
+    with expected_errors():
+        project = Project.load(config_path)
+        config = project.config
+        settings = sending.transport_settings(config, transport_url)
+        _, warning = sending.signing_key(config, settings)
+        if warning and not dry_run:
+            click.echo(f"warning: {warning}", err=True)
+        for digest in config.selected(digest_name):
+            when = moment(as_of or now, digest)
+            if to_address is not None:
+                recipient = Mailbox("", normalize_address(to_address))
+                store = _open_store(config)
+                subject, via = sending.send_test_copy(project, store, digest, when, recipient, transport_url)
+                click.echo(f"test copy of {digest.name} sent to {recipient.address} via {via}: {subject}")
+            elif dry_run:
+                _dry_run(project, digest, when, settings.url)
+            else:
+                _send(project, digest, when, transport_url)
+
+
+def _dry_run(project: Project, digest: Digest, when: datetime, url: str) -> None:
+    store = _open_store(project.config)
+    issue, rendered = project.issue(digest, when)
+    stored = store.issue(digest.name, issue.period)
+    if stored is not None and stored.queued_at is not None:
+        count, what = store.pending(stored.id), "deliveries still to send"
+    else:
+        count, what = store.count_recipients(digest.name), "active subscribers would receive it"
+    click.echo(f"{issue.id}: {rendered.subject}")
+    click.echo(f"  {count} {what}, via {url}; nothing was sent or recorded (dry run)")
+
+
+def _send(project: Project, digest: Digest, when: datetime, transport_url: str | None) -> None:
+    store = _open_store(project.config)
+    bar: Any = None
+    lock = threading.Lock()
+
+    def started(in_store: sending.IssueInStore, pending: int) -> None:
+        nonlocal bar
+        stored = in_store.stored
+        note = "" if in_store.created else " (resuming the stored issue)"
+        if in_store.changed_since:
+            note += "; content changed since it was built, the stored version is sent"
+        click.echo(f"{stored.name}: {stored.subject}{note}")
+        if sys.stdout.isatty() and pending:
+            bar = click.progressbar(length=pending, label="sending", show_pos=True, show_eta=True)
+            bar.__enter__()
+
+    def progress(count: int) -> None:
+        if bar is not None:
+            with lock:
+                bar.update(count)
+
+    with stop_on_signals() as stop:
+        try:
+            report = sending.send_issue(project, store, digest, when, transport_url, progress, stop, started)
+        finally:
+            if bar is not None:
+                bar.__exit__(None, None, None)
+    rate = f" ({report.sent / report.seconds:.0f}/s)" if report.seconds and report.sent else ""
+    click.echo(
+        f"  {report.sent} sent, {report.failed} failed, {report.deferred} deferred, "
+        f"{report.remaining} left{rate}" + (f", {report.bounced} addresses marked bounced" if report.bounced else "")
+    )
+    for error in report.errors[:10]:
+        click.echo(f"  {error}", err=True)
+    if len(report.errors) > 10:
+        click.echo(f"  ... and {len(report.errors) - 10} more: see `newsletter status {report.issue}`", err=True)
+    if report.stopped:
+        click.echo(f"  stopped; run `newsletter send` again to finish {report.issue}", err=True)
+    elif report.remaining:
+        click.echo(f"  {report.remaining} not finished (deferred or held by another sender); run again later", err=True)
+
+
+@cli.command()
+@click.argument("issue_name", metavar="[ISSUE]", required=False)
+@click.pass_obj
+def status(config_path: Path, issue_name: str | None) -> None:
+    """Show deliveries per status and the last errors of an issue (default: the latest)."""
+    with expected_errors():
+        store = _open_store(load_config(config_path))
+        stored = store.issue_by_name(issue_name) if issue_name else store.latest_issue()
+        if stored is None:
+            raise NewsletterError(f"no issue named {issue_name}" if issue_name else "no issue has been sent yet")
+        counts = store.counts(stored.id)
+        state = "finished" if stored.finished_at else "in progress" if stored.queued_at else "not queued"
+        click.echo(f"{stored.name}: {stored.subject} ({state})")
+        click.echo("  " + "  ".join(f"{name} {count}" for name, count in counts.items()))
+        errors = store.last_errors(stored.id)
+        if errors:
+            click.echo("  last errors:")
+            for address, delivery_status, error in errors:
+                click.echo(f"    {address} ({delivery_status}): {error}")
+
+
+# --- subscribers ---------------------------------------------------------------------------------
+
+@cli.group()
+def subscribers() -> None:
+    """Add, remove, list, import and export subscribers."""
+
+
+digest_option = click.option(
+    "--digest", "digests", metavar="NAME", multiple=True,
+    help="A digest to subscribe to; repeat for several (default: every digest in config.yaml).",
+)
+resubscribe_option = click.option(
+    "--resubscribe", is_flag=True, help="Sign up again people who unsubscribed or bounced.",
+)
+
+
+@subscribers.command("add")
+@click.argument("address")
+@click.option("--name", default="", help="The name shown in the To header.")
+@digest_option
+@resubscribe_option
+@click.pass_obj
+def subscribers_add(config_path: Path, address: str, name: str, digests: tuple[str, ...], resubscribe: bool) -> None:
+    """Add ADDRESS as an active subscriber (or update it)."""
+    with expected_errors():
+        config = load_config(config_path)
+        chosen = check_digests(digests, (d.name for d in config.digests))
+        result = _open_store(config).add_subscriber(
+            normalize_address(address), check_name(name), chosen, resubscribe=resubscribe
+        )
+        subscriber = result.subscriber
+        if result.blocked:
+            raise NewsletterError(
+                f"{subscriber.address} is {subscriber.status}; add --resubscribe if they asked to come back"
+            )
+        verb = "added" if result.created else "updated" if result.changed else "unchanged"
+        click.echo(f"{verb}: {subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})")
+
+
+@subscribers.command("remove")
+@click.argument("address")
+@click.option("--digest", "digest_name", metavar="NAME", help="Unsubscribe from this digest only.")
+@click.pass_obj
+def subscribers_remove(config_path: Path, address: str, digest_name: str | None) -> None:
+    """Unsubscribe ADDRESS; the record stays, marked, so no import signs it up again."""
+    with expected_errors():
+        config = load_config(config_path)
+        if digest_name:
+            config.digest(digest_name)
+        subscriber = _open_store(config).remove_subscriber(normalize_address(address), digest_name)
+        if subscriber is None:
+            raise NewsletterError(f"{address} is not a subscriber")
+        click.echo(f"removed: {subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})")
+
+
+@subscribers.command("list")
+@click.option("--status", "status_name", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers in this status.")
+@click.option("--digest", "digest_name", metavar="NAME", help="Only active subscribers of this digest.")
+@click.pass_obj
+def subscribers_list(config_path: Path, status_name: str | None, digest_name: str | None) -> None:
+    """List subscribers: address, status, digests and name, one per line."""
+    with expected_errors():
+        count = 0
+        for subscriber in _open_store(load_config(config_path)).iter_subscribers(status_name, digest_name):
+            click.echo("\t".join((subscriber.address, subscriber.status, ",".join(subscriber.digests) or "-", subscriber.name)))
+            count += 1
+        click.echo(f"{count} subscriber{'s' if count != 1 else ''}", err=True)
+
+
+@subscribers.command("import")
+@click.argument("csv_file", metavar="FILE.csv", type=click.Path(path_type=Path, dir_okay=False))
+@digest_option
+@resubscribe_option
+@click.pass_obj
+def subscribers_import(config_path: Path, csv_file: Path, digests: tuple[str, ...], resubscribe: bool) -> None:
+    """Import subscribers from a CSV file with an `email` (or `address`) column and
+    optional `name` and `digests` columns. Safe to run again with the same file."""
+    with expected_errors():
+        config = load_config(config_path)
+        report = import_csv(_open_store(config), csv_file, digests, (d.name for d in config.digests), resubscribe)
+    click.echo(
+        f"{report.created} added, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{report.kept_unsubscribed} left unsubscribed, {len(report.rejected)} rejected"
+    )
+    if report.kept_unsubscribed and not resubscribe:
+        click.echo("  (people who unsubscribed or bounced stay so; --resubscribe signs them up again)")
+    if report.rejected:
+        raise Failure("\n".join(report.rejected))
+
+
+@subscribers.command("export")
+@click.option("--status", "status_name", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers in this status.")
+@click.option("--digest", "digest_name", metavar="NAME", help="Only active subscribers of this digest.")
+@click.pass_obj
+def subscribers_export(config_path: Path, status_name: str | None, digest_name: str | None) -> None:
+    """Write subscribers as CSV to standard output (the import reads it back)."""
+    with expected_errors():
+        export_csv(_open_store(load_config(config_path)), sys.stdout, status_name, digest_name)
 
 
 def main() -> None:

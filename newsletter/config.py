@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import string
-from dataclasses import dataclass
+from collections.abc import Mapping as EnvironMapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -56,6 +58,46 @@ class Digest:
         return ZoneInfo(self.timezone)
 
 
+# Secrets come from these environment variables only, never from a file in the project.
+SECRET_KEY_ENV = "NEWSLETTER_SECRET_KEY"  # signs unsubscribe and confirmation tokens
+SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
+DKIM_KEY_ENV = "NEWSLETTER_DKIM_KEY"  # PEM text, or the path of a PEM file outside the project
+DATABASE_URL_ENV = "NEWSLETTER_DATABASE_URL"  # overrides `store` in config.yaml
+MIN_SECRET_KEY_LENGTH = 32
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """What the environment holds; repr never shows the values."""
+
+    signing_key: bytes | None = field(default=None, repr=False)
+    smtp_password: str | None = field(default=None, repr=False)
+    dkim_key: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Dkim:
+    selector: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How messages leave: the transport and the sending policy around it."""
+
+    transport: str  # file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT
+    username: str | None = None
+    timeout: float = 30.0
+    rate: float = 0.0  # messages per second over all connections; 0 means no limit
+    connections: int = 1
+    max_attempts: int = 5
+    retry_after: float = 60.0  # seconds before the first retry of a deferred delivery; doubles
+    bounce_limit: int = 3  # permanent failures in a row before an address is marked bounced
+    lease_seconds: float = 300.0  # how long a sender holds the deliveries it took
+    verp: bool = False  # envelope sender bounce+ID@domain, to match late bounces to deliveries
+    dkim: Dkim | None = None
+
+
 @dataclass(frozen=True)
 class Config:
     path: Path
@@ -66,6 +108,9 @@ class Config:
     sample_subscriber: Mailbox
     digests: tuple[Digest, ...]
     digests_line: int  # where `digests:` is, for errors about a digest name
+    store_url: str
+    delivery: Delivery
+    secrets: Secrets
 
     def digest(self, name: str) -> Digest:
         for digest in self.digests:
@@ -78,15 +123,23 @@ class Config:
         return self.digests if name is None else (self.digest(name),)
 
 
-TOP_KEYS = ("content", "templates", "out", "site", "sample_subscriber", "digests")
+TOP_KEYS = ("content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery")
+DELIVERY_KEYS = (
+    "transport", "username", "timeout", "rate", "connections", "max_attempts", "retry_after",
+    "bounce_limit", "lease_seconds", "verp", "dkim",
+)
 DIGEST_KEYS = (
     "title", "description", "tags", "language", "period", "timezone",
     "entries", "lookback_days", "sender", "subject",
 )
 
 
-def load_config(path: Path) -> Config:
-    """Read and check `path`; raise Invalid listing every problem."""
+def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> Config:
+    """Read and check `path` and the secrets in `environ` (default: the process environment).
+
+    Raise Invalid listing every problem in the file, or NewsletterError for a bad secret.
+    """
+    environ = os.environ if environ is None else environ
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -105,11 +158,96 @@ def load_config(path: Path) -> Config:
     site = _site(fields.get("site"))
     sample = _mailbox(fields.get("sample_subscriber"), Mailbox("Sample Reader", "reader@example.org"))
     digests = _digests(fields.get("digests"))
+    store_url = environ.get(DATABASE_URL_ENV) or _store_url(fields.get("store"), base)
+    delivery = _delivery(fields.get("delivery"), site)
     if problems or not fields.ok:
         raise Invalid(problems.items)
-    assert content_dir and templates_dir and site and sample and digests
+    assert content_dir and templates_dir and site and sample and digests and store_url and delivery
     return Config(
-        path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"]
+        path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"],
+        store_url, delivery, _secrets(environ),
+    )
+
+
+def _store_url(value: Value | None, base: Path) -> str | None:
+    """A database URL as given, or a SQLite file path relative to the config file."""
+    raw = ".state/newsletter.db" if value is None else value.text()
+    if raw is None:
+        return None
+    if "://" in raw:
+        return raw
+    return f"sqlite:///{(base / raw).resolve()}"
+
+
+def _delivery(value: Value | None, site: Site | None) -> Delivery | None:
+    if value is None:
+        return Delivery(transport="file:out/maildir")
+    fields = value.mapping(DELIVERY_KEYS)
+    if fields is None:
+        return None
+    defaults = Delivery(transport="file:out/maildir")
+    transport = fields.text("transport", defaults.transport)
+    username = _header_text(fields.get("username"))
+    dkim = _dkim(fields.get("dkim"), site)
+    numbers = {
+        "timeout": _decimal(fields, "timeout", defaults.timeout, 0.1),
+        "rate": _decimal(fields, "rate", defaults.rate, 0),
+        "retry_after": _decimal(fields, "retry_after", defaults.retry_after, 0),
+        "lease_seconds": _decimal(fields, "lease_seconds", defaults.lease_seconds, 1),
+    }
+    counts = {
+        "connections": _number(fields, "connections", defaults.connections, 1),
+        "max_attempts": _number(fields, "max_attempts", defaults.max_attempts, 1),
+        "bounce_limit": _number(fields, "bounce_limit", defaults.bounce_limit, 1),
+    }
+    verp_value = fields.get("verp")
+    verp = verp_value.boolean() if verp_value else False
+    if transport is None or verp is None or None in numbers.values() or None in counts.values():
+        return None
+    if not fields.ok or ("dkim" in fields and dkim is None):
+        return None
+    return Delivery(
+        transport=transport, username=username, verp=verp, dkim=dkim,
+        timeout=float(numbers["timeout"] or 0), rate=float(numbers["rate"] or 0),
+        retry_after=float(numbers["retry_after"] or 0), lease_seconds=float(numbers["lease_seconds"] or 0),
+        connections=int(counts["connections"] or 0), max_attempts=int(counts["max_attempts"] or 0),
+        bounce_limit=int(counts["bounce_limit"] or 0),
+    )
+
+
+def _dkim(value: Value | None, site: Site | None) -> Dkim | None:
+    fields = value.mapping(("selector", "domain"), ("selector",)) if value else None
+    if fields is None:
+        return None
+    selector = _header_text(fields.get("selector"))
+    domain = _header_text(fields.get("domain")) if "domain" in fields else (site.domain if site else None)
+    if not selector or not domain or not fields.ok:
+        return None
+    return Dkim(selector, domain)
+
+
+def _secrets(environ: EnvironMapping[str, str]) -> Secrets:
+    key = environ.get(SECRET_KEY_ENV) or None
+    if key is not None and len(key) < MIN_SECRET_KEY_LENGTH:
+        raise NewsletterError(
+            f"{SECRET_KEY_ENV} is too short ({len(key)} characters): use at least "
+            f"{MIN_SECRET_KEY_LENGTH} random characters, e.g. from "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    dkim = environ.get(DKIM_KEY_ENV) or None
+    dkim_key: bytes | None = None
+    if dkim is not None:
+        if dkim.lstrip().startswith("-----BEGIN"):
+            dkim_key = dkim.encode()
+        else:
+            try:
+                dkim_key = Path(dkim).read_bytes()
+            except OSError as exc:
+                raise NewsletterError(f"{DKIM_KEY_ENV}: cannot read the key file {dkim}: {exc.strerror}") from None
+    return Secrets(
+        signing_key=key.encode() if key else None,
+        smtp_password=environ.get(SMTP_PASSWORD_ENV) or None,
+        dkim_key=dkim_key,
     )
 
 
@@ -247,6 +385,11 @@ def _error(fields: Mapping, key: str, message: str) -> None:
 def _number(fields: Mapping, key: str, default: int | None, minimum: int) -> int | None:
     value = fields.get(key)
     return default if value is None else value.integer(minimum)
+
+
+def _decimal(fields: Mapping, key: str, default: float, minimum: float) -> float | None:
+    value = fields.get(key)
+    return default if value is None else value.decimal(minimum)
 
 
 def _subject(value: Value | None) -> str | None:

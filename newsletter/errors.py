@@ -54,3 +54,23 @@ class Invalid(NewsletterError):
 
 class DigestError(NewsletterError):
     """A digest cannot be composed (unknown name, nothing to put in it)."""
+
+
+class DeliveryError(NewsletterError):
+    """A message was not delivered; `code` is the server's reply code when it gave one."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class TransientError(DeliveryError):
+    """Worth trying again: a 4xx reply, a dropped connection, a timeout (code is None then)."""
+
+
+class PermanentError(DeliveryError):
+    """A 5xx reply for this recipient: do not retry; it counts towards bouncing the address."""
+
+
+class PolicyError(DeliveryError):
+    """Our own setup is refused (5.7.x, authentication, relay rights, TLS): stop and tell the operator."""

@@ -1,36 +1,46 @@
-"""Rendered issue + one recipient -> an RFC 5322 message (MIME, list and unsubscribe headers)."""
+"""Rendered issue + one recipient -> an RFC 5322 message (MIME, list and unsubscribe headers).
+
+`PreparedMessage` does the expensive part once per issue: it encodes the fixed headers and
+both bodies (quoted-printable) and keeps only the few lines that hold the unsubscribe link
+open. `for_recipient` then fills in To, Date, Message-ID, List-Unsubscribe and those lines:
+string work on a few hundred bytes, no parsing and no re-encoding of the 40 KB bodies.
+"""
 
 from __future__ import annotations
 
+import binascii
 import email.policy
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr
 
 from .config import Mailbox, Site
 from .errors import NewsletterError
 from .render import UNSUBSCRIBE_URL, Rendered
 
 SMTP_POLICY = email.policy.SMTP.clone(max_line_length=78)
-
-
-@dataclass(frozen=True)
-class Envelope:
-    """What differs between two copies of one issue."""
-
-    recipient: Mailbox
-    unsubscribe_token: str
-    message_id: str
-    date: datetime
+MAX_NAME_LENGTH = 100
+MAX_TOKEN_LENGTH = 52  # `unsubscribe+TOKEN` must fit the 64-character local part
+DKIM_HEADERS = (
+    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
+    b"List-Id", b"List-Unsubscribe", b"List-Unsubscribe-Post",
+)
 
 
 def header_value(value: str, what: str) -> str:
-    """Refuse any control character in text bound for a header (CR/LF would forge headers)."""
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    """Refuse text bound for a header that could break out of it or fake an encoding.
+
+    CR or LF would start a new header; other control characters and Unicode line breaks
+    upset mail readers; a literal `=?...?=` is decoded by readers as an encoded word, which
+    may hide a line break (EMAIL.md; CPython issue 121650 shows the library alone is not enough).
+    """
+    if any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" for c in value):
         raise NewsletterError(f"{what} contains a line break or control character: {value!r}")
+    if "=?" in value and "?=" in value:
+        raise NewsletterError(f"{what} looks like an encoded header word: {value!r}")
     return value
 
 
@@ -43,46 +53,158 @@ def unsubscribe_url(site: Site, token: str) -> str:
     return f"{site.base_url}/u/{token}"
 
 
-def build_message(rendered: Rendered, site: Site, envelope: Envelope) -> bytes:
-    """The message as it goes on the wire: CRLF line ends, plaintext part first, HTML last."""
-    digest = rendered.digest
-    token = header_value(envelope.unsubscribe_token, "unsubscribe token")
-    link = unsubscribe_url(site, token)
-    msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = Address(
-        header_value(digest.sender.name, "sender name"), addr_spec=digest.sender.address
-    )
-    msg["To"] = Address(
-        header_value(envelope.recipient.name, "recipient name"),
-        addr_spec=header_value(envelope.recipient.address, "recipient address"),
-    )
-    msg["Subject"] = header_value(rendered.subject, "subject")
-    msg["Date"] = format_datetime(envelope.date)
-    msg["Message-ID"] = header_value(envelope.message_id, "Message-ID")
-    msg["List-Id"] = header_value(list_id(rendered, site), "List-Id")
-    msg["List-Unsubscribe"] = f"<{link}>, <mailto:unsubscribe+{token}@{site.domain}>"
-    msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    msg.set_content(
-        rendered.text.replace(UNSUBSCRIBE_URL, link), subtype="plain", charset="utf-8", cte="quoted-printable"
-    )
-    msg.add_alternative(
-        rendered.html.replace(UNSUBSCRIBE_URL, link), subtype="html", charset="utf-8", cte="quoted-printable"
-    )
-    for part in msg.iter_parts():
-        del part["MIME-Version"]  # belongs on the message only
-    msg["Content-Language"] = digest.language
-    # A boundary derived from the content keeps previews byte-identical between builds.
-    seed = f"{envelope.message_id}\0{rendered.text}\0{rendered.html}".encode()
-    msg.set_boundary("=_" + hashlib.sha256(seed).hexdigest()[:32])
-    return msg.as_bytes()
+def _qp(text: str) -> bytes:
+    """Quoted-printable with CRLF line ends; lines stay under 77 octets (soft breaks)."""
+    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
 
 
-def preview_envelope(rendered: Rendered, site: Site, recipient: Mailbox, date: datetime) -> Envelope:
-    """A deterministic envelope for the sample copy `newsletter build` writes."""
+@dataclass(frozen=True)
+class _Body:
+    """An encoded body: constant chunks, and between them the lines to fill per recipient."""
+
+    chunks: tuple[bytes, ...]  # one more than `open_lines`
+    open_lines: tuple[str, ...]
+
+    @classmethod
+    def prepare(cls, text: str) -> _Body:
+        if not text.endswith("\n"):
+            text += "\n"
+        chunks: list[bytes] = []
+        open_lines: list[str] = []
+        constant: list[str] = []
+        for line in text.splitlines(keepends=True):
+            if UNSUBSCRIBE_URL in line:
+                chunks.append(_qp("".join(constant)))
+                open_lines.append(line)
+                constant = []
+            else:
+                constant.append(line)
+        chunks.append(_qp("".join(constant)))
+        return cls(tuple(chunks), tuple(open_lines))
+
+    def fill(self, link: str) -> list[bytes]:
+        out = [self.chunks[0]]
+        for line, chunk in zip(self.open_lines, self.chunks[1:], strict=True):
+            out.append(_qp(line.replace(UNSUBSCRIBE_URL, link)))
+            out.append(chunk)
+        return out
+
+
+class PreparedMessage:
+    """One issue's message, encoded once, to be addressed to any number of recipients."""
+
+    def __init__(self, rendered: Rendered, site: Site, signer: DkimSigner | None = None) -> None:
+        self.rendered = rendered
+        self.site = site
+        self.signer = signer
+        digest = rendered.digest
+        seed = f"{rendered.issue_id}\0{rendered.subject}\0{rendered.text}\0{rendered.html}".encode()
+        self.boundary = "=_" + hashlib.sha256(seed).hexdigest()[:32]  # same content, same bytes
+        top = EmailMessage(policy=SMTP_POLICY)
+        top["From"] = Address(header_value(digest.sender.name, "sender name"), addr_spec=digest.sender.address)
+        top["Subject"] = header_value(rendered.subject, "subject")
+        bottom = EmailMessage(policy=SMTP_POLICY)
+        bottom["MIME-Version"] = "1.0"
+        bottom["List-Id"] = header_value(list_id(rendered, site), "List-Id")
+        bottom["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        bottom["Content-Language"] = digest.language
+        bottom["Content-Type"] = f'multipart/alternative; boundary="{self.boundary}"'
+        self.top_headers, self.bottom_headers = (
+            m.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n" for m in (top, bottom)
+        )
+        self.text = _Body.prepare(rendered.text)
+        self.html = _Body.prepare(rendered.html)
+        self.part_head = {
+            subtype: (
+                f"--{self.boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
+                "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+            ).encode()
+            for subtype in ("plain", "html")
+        }
+        self.closing = f"--{self.boundary}--\r\n".encode()
+
+    def for_recipient(
+        self, recipient: Mailbox, unsubscribe_token: str, message_id: str, date: datetime
+    ) -> bytes:
+        """The message as it goes on the wire: CRLF line ends, plaintext part first, HTML last."""
+        token = header_value(unsubscribe_token, "unsubscribe token")
+        if len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.replace(".", "").replace("-", "").isalnum():
+            raise NewsletterError(f"unsubscribe token {token!r} is not of our form")
+        link = unsubscribe_url(self.site, token)
+        unsubscribe = f"<{link}>, <mailto:unsubscribe+{token}@{self.site.domain}>"
+        head = [
+            self.top_headers,
+            b"To: ", _address_header(recipient), b"\r\n",
+            b"Date: ", format_datetime(date).encode(), b"\r\n",
+            b"Message-ID: ", header_value(message_id, "Message-ID").encode("ascii"), b"\r\n",
+            _folded(b"List-Unsubscribe: ", unsubscribe.encode("ascii")), b"\r\n",
+            self.bottom_headers,
+            b"\r\n",
+        ]
+        body = [
+            b"This is a multipart message in MIME format.\r\n\r\n",
+            self.part_head["plain"], *self.text.fill(link), b"\r\n",
+            self.part_head["html"], *self.html.fill(link), b"\r\n",
+            self.closing,
+        ]
+        message = b"".join(head + body)
+        return self.signer.sign(message) if self.signer else message
+
+
+def _address_header(mailbox: Mailbox) -> bytes:
+    """`Name <address>`, RFC 2047-encoded when the name is not ASCII, folded when long."""
+    name = header_value(mailbox.name, "recipient name")
+    address = header_value(mailbox.address, "recipient address")
+    if len(name) > MAX_NAME_LENGTH:
+        raise NewsletterError(f"recipient name is longer than {MAX_NAME_LENGTH} characters")
+    if not address.isascii() or "\\" in address or " " in address:
+        raise NewsletterError(f"recipient address {address!r} is not a plain ASCII address")
+    line = formataddr((name, address), charset="utf-8")
+    if len(line) + 4 <= 78:
+        return line.encode("ascii")
+    folded = SMTP_POLICY.fold_binary("To", SMTP_POLICY.header_factory("To", str(Address(name, addr_spec=address))))
+    return folded.removeprefix(b"To: ").rstrip(b"\r\n")
+
+
+def _folded(name: bytes, value: bytes) -> bytes:
+    """Fold a comma-separated header at its commas when the line would pass 78 characters."""
+    if len(name) + len(value) <= 78:
+        return name + value
+    return name + value.replace(b", ", b",\r\n ")
+
+
+class DkimSigner:
+    """DKIM-signs finished messages (relaxed/relaxed, rsa-sha256), covering the list headers."""
+
+    def __init__(self, selector: str, domain: str, private_key: bytes) -> None:
+        import dkim  # only needed when signing is configured
+
+        self._dkim = dkim
+        self.selector = selector.encode()
+        self.domain = domain.encode()
+        self.key = private_key
+        try:
+            self.sign(b"From: a@b.example\r\nSubject: key check\r\n\r\nbody\r\n")
+        except Exception as exc:  # dkimpy raises several types for a bad key
+            raise NewsletterError(f"the DKIM key cannot sign: {exc}") from None
+
+    def sign(self, message: bytes) -> bytes:
+        present = tuple(h for h in DKIM_HEADERS if h.lower() + b":" in message[:4096].lower())
+        signature = self._dkim.sign(
+            message, self.selector, self.domain, self.key,
+            canonicalize=(b"relaxed", b"relaxed"), include_headers=list(present), linesep=b"\r\n",
+        )
+        return bytes(signature) + message
+
+
+def preview_message_id(rendered: Rendered, site: Site) -> str:
+    """A stable Message-ID for the sample copy `newsletter build` writes."""
     digest_of = hashlib.sha256(f"{rendered.subject}\0{rendered.text}".encode()).hexdigest()[:16]
-    return Envelope(
-        recipient=recipient,
-        unsubscribe_token="preview",
-        message_id=f"<{rendered.issue_id}.{digest_of}.preview@{site.domain}>",
-        date=date,
-    )
+    return f"<{rendered.issue_id}.{digest_of}.preview@{site.domain}>"
+
+
+def build_message(
+    rendered: Rendered, site: Site, recipient: Mailbox, unsubscribe_token: str, message_id: str, date: datetime
+) -> bytes:
+    """One message on its own (a preview or a test copy); senders reuse a PreparedMessage."""
+    return PreparedMessage(rendered, site).for_recipient(recipient, unsubscribe_token, message_id, date)

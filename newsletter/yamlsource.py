@@ -129,16 +129,23 @@ class Value:
         return value
 
     def integer(self, minimum: int = 0) -> int | None:
+        number = self._number(int, "a whole number", minimum)
+        return None if number is None else int(number)
+
+    def decimal(self, minimum: float = 0) -> float | None:
+        return self._number(float, "a number", minimum)
+
+    def _number(self, kind: type[int] | type[float], noun: str, minimum: float) -> float | None:
         raw = self.text()
         if raw is None:
             return None
         try:
-            number = int(raw)
+            number = kind(raw)
         except ValueError:
-            self.error(f"expected a whole number, found '{raw}'")
+            self.error(f"expected {noun}, found '{raw}'")
             return None
-        if number < minimum:
-            self.error(f"must be at least {minimum}, found {number}")
+        if number < minimum or number != number:
+            self.error(f"must be at least {minimum}, found {raw}")
             return None
         return number
 

@@ -16,7 +16,7 @@ from newsletter.config import Mailbox
 from newsletter.content import Library
 from newsletter.digest import compose, moment
 from newsletter.errors import NewsletterError
-from newsletter.message import Envelope, build_message
+from newsletter.message import DkimSigner, PreparedMessage, build_message
 from newsletter.render import Rendered, Renderer
 
 from .samples import DIGEST, SITE, brief, entry
@@ -32,8 +32,8 @@ def rendered() -> Rendered:
     return Renderer(TEMPLATES, SITE.base_url).render(issue)
 
 
-def envelope(name: str = "Reader", address: str = "reader@example.org") -> Envelope:
-    return Envelope(Mailbox(name, address), "tok123", "<abc.1@news.example.org>", WHEN)
+def wire(rendered: Rendered, name: str = "Reader", address: str = "reader@example.org") -> bytes:
+    return build_message(rendered, SITE, Mailbox(name, address), "tok123", "<abc.1@news.example.org>", WHEN)
 
 
 def parse(raw: bytes) -> EmailMessage:
@@ -43,7 +43,7 @@ def parse(raw: bytes) -> EmailMessage:
 
 
 def test_the_message_is_multipart_alternative_plaintext_first_html_last(rendered: Rendered) -> None:
-    message = parse(build_message(rendered, SITE, envelope()))
+    message = parse(wire(rendered))
     assert message.get_content_type() == "multipart/alternative"
     parts = list(message.iter_parts())
     assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
@@ -52,7 +52,7 @@ def test_the_message_is_multipart_alternative_plaintext_first_html_last(rendered
 
 
 def test_every_required_header_is_present_and_well_formed(rendered: Rendered) -> None:
-    message = parse(build_message(rendered, SITE, envelope()))
+    message = parse(wire(rendered))
     assert message["From"] == "Digest <digest@example.org>"
     assert message["To"] == "Reader <reader@example.org>"
     assert message["Subject"] == "Weekly: Backfire"
@@ -67,7 +67,7 @@ def test_every_required_header_is_present_and_well_formed(rendered: Rendered) ->
 
 
 def test_the_unsubscribe_link_is_in_both_bodies(rendered: Rendered) -> None:
-    message = parse(build_message(rendered, SITE, envelope()))
+    message = parse(wire(rendered))
     plain, html = (p.get_content() for p in message.iter_parts())
     assert "https://news.example.org/u/tok123" in plain
     assert 'href="https://news.example.org/u/tok123"' in html
@@ -75,7 +75,7 @@ def test_the_unsubscribe_link_is_in_both_bodies(rendered: Rendered) -> None:
 
 
 def test_on_the_wire_lines_end_in_crlf_and_stay_short(rendered: Rendered) -> None:
-    raw = build_message(rendered, SITE, envelope())
+    raw = wire(rendered)
     assert re.search(rb"(?<!\r)\n", raw) is None
     assert re.search(rb"\r(?!\n)", raw) is None
     assert max(len(line) for line in raw.split(b"\r\n")) <= 78
@@ -83,7 +83,7 @@ def test_on_the_wire_lines_end_in_crlf_and_stay_short(rendered: Rendered) -> Non
 
 def test_a_non_ascii_subject_and_name_are_encoded_words(rendered: Rendered) -> None:
     arabic = replace(rendered, subject="\u0625\u064a\u0631\u0627\u0646 \u0648\u062a\u0631\u0643\u064a\u0627")
-    raw = build_message(arabic, SITE, envelope(name="\u00d6mer \u00d6zkizilcik"))
+    raw = wire(arabic, name="\u00d6mer \u00d6zkizilcik")
     headers = raw.split(b"\r\n\r\n", 1)[0]
     assert b"Subject: =?utf-8?" in headers
     assert b"To: =?utf-8?" in headers
@@ -95,4 +95,74 @@ def test_a_non_ascii_subject_and_name_are_encoded_words(rendered: Rendered) -> N
 )
 def test_a_line_break_in_a_name_never_reaches_a_header(rendered: Rendered, name: str) -> None:
     with pytest.raises(NewsletterError, match="line break or control character"):
-        build_message(rendered, SITE, envelope(name=name))
+        wire(rendered, name=name)
+
+
+NASTY = [
+    "Eve\r\nBcc: victim@example.org", "Eve\nBcc: x@y", "Eve\rBcc: x@y", "Eve\x00", "Eve\n",
+    "Eve\u2028Bcc: x@y", "=?UTF-8?Q?Eve=0ABcc:_x@y?=", "=?utf-8?b?RXZlCkJjYzogeEB5?=",
+]
+
+
+@pytest.mark.parametrize("nasty", NASTY)
+@pytest.mark.parametrize("field", ["recipient name", "subject", "sender name", "digest title", "message id"])
+def test_no_input_can_start_a_header(rendered: Rendered, field: str, nasty: str) -> None:
+    recipient, message_id = Mailbox("Reader", "reader@example.org"), "<abc.1@news.example.org>"
+    if field == "recipient name":
+        recipient = Mailbox(nasty, recipient.address)
+    elif field == "message id":
+        message_id = nasty
+    elif field == "subject":
+        rendered = replace(rendered, subject=nasty)
+    else:
+        digest = rendered.digest
+        digest = replace(digest, sender=Mailbox(nasty, digest.sender.address)) if field == "sender name" else replace(digest, title=nasty)
+        rendered = replace(rendered, digest=digest)
+    with pytest.raises(NewsletterError, match="line break or control character|encoded header word"):
+        build_message(rendered, SITE, recipient, "tok123", message_id, WHEN)
+
+
+def test_one_prepared_message_serves_every_recipient(rendered: Rendered) -> None:
+    prepared = PreparedMessage(rendered, SITE)
+    first = prepared.for_recipient(Mailbox("Ann", "ann@example.org"), "1.aaa", "<i.1@news.example.org>", WHEN)
+    second = prepared.for_recipient(Mailbox("Bob", "bob@example.org"), "2.bbb", "<i.2@news.example.org>", WHEN)
+    assert first == build_message(rendered, SITE, Mailbox("Ann", "ann@example.org"), "1.aaa", "<i.1@news.example.org>", WHEN)
+    one, two = parse(first), parse(second)
+    assert (one["To"], two["To"]) == ("Ann <ann@example.org>", "Bob <bob@example.org>")
+    assert "https://news.example.org/u/2.bbb" in list(two.iter_parts())[1].get_content()
+    assert "1.aaa" not in second.decode("ascii")
+    changed = {line for line in first.split(b"\r\n")} ^ {line for line in second.split(b"\r\n")}
+    assert len(changed) <= 12  # To, Message-ID, List-Unsubscribe (2 lines), and the link lines
+
+
+def test_a_long_unsubscribe_header_folds_at_its_comma(rendered: Rendered) -> None:
+    site = replace(SITE, base_url="https://newsletters.threat-digest.example.org/iran-turkey-israel")
+    raw = build_message(rendered, site, Mailbox("R", "r@example.org"), "123456.abcdefghijklmnopqrstuvwx", "<m@x.org>", WHEN)
+    assert b"List-Unsubscribe: <https://newsletters.threat-digest.example.org/iran-turkey-israel/u/" in raw
+    assert b">,\r\n <mailto:unsubscribe+123456.abcdefghijklmnopqrstuvwx@news.example.org>\r\n" in raw
+    long_lines = [line for line in raw.split(b"\r\n") if len(line) > 78]
+    assert [line[:18] for line in long_lines] == [b"List-Unsubscribe: "]  # a URL cannot be folded
+    assert len(long_lines[0]) <= 998
+
+
+def test_dkim_signs_the_list_headers_and_verifies(rendered: Rendered) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    import dkim
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption())
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    record = b"v=DKIM1; k=rsa; p=" + __import__("base64").b64encode(public)
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return record if name == b"sel._domainkey.news.example.org." else None
+
+    prepared = PreparedMessage(rendered, SITE, DkimSigner("sel", "news.example.org", pem))
+    raw = prepared.for_recipient(Mailbox("Reader", "reader@example.org"), "tok123", "<m.1@news.example.org>", WHEN)
+    assert dkim.verify(raw, dnsfunc=dns)
+    signed = parse(raw)["DKIM-Signature"].replace(" ", "").lower()
+    header_list = signed.split("h=")[1].split(";")[0].split(":")
+    assert {"from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"} <= set(header_list)
+    tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nothing")
+    assert not dkim.verify(tampered, dnsfunc=dns)

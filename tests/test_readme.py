@@ -22,7 +22,16 @@ def code_block_after(heading_text: str) -> list[str]:
     return block.group(1).strip().splitlines()
 
 
-COMMANDS = sorted(cli.commands.items())
+def walk(group: click.Group, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found: list[tuple[str, click.Command]] = []
+    for name, command in sorted(group.commands.items()):
+        found.append((prefix + name, command))
+        if isinstance(command, click.Group):
+            found.extend(walk(command, f"{prefix}{name} "))
+    return found
+
+
+COMMANDS = walk(cli)
 
 
 @pytest.mark.parametrize(("name", "command"), COMMANDS, ids=[name for name, _ in COMMANDS])

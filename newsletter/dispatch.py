@@ -1,0 +1,200 @@
+"""Run an issue's deliveries through a transport: resumable, retrying, rate-limited.
+
+The outbox rows in the store are the only state. A sender claims a small batch of due rows
+under a lease, sends each one, and records each result in its own transaction the moment
+the server has answered, so a sender killed at any point repeats at most the message that
+was on the wire, once per connection, and loses nobody.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from .config import Mailbox, Site
+from .errors import DeliveryError, PermanentError, PolicyError, TransientError
+from .message import PreparedMessage
+from .store import Delivery, Store, StoredIssue, lease_owner, utcnow
+from .tokens import unsubscribe_token
+from .transport import Transport
+
+BATCH = 50  # rows a connection claims at a time; the lease covers them all
+IDLE_POLL = 1.0  # seconds between looks at the outbox while waiting for a retry
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard to try (from config.yaml's `delivery`)."""
+
+    rate: float = 0.0  # messages per second over all connections, 0 for no limit
+    connections: int = 1
+    max_attempts: int = 5
+    retry_after: float = 60.0  # seconds before the first retry; doubles after each failure
+    bounce_limit: int = 3
+    lease_seconds: float = 300.0
+    wait_for_retries: bool = True  # stay until deferred deliveries are retried or failed
+    verp: bool = False
+
+
+@dataclass
+class SendReport:
+    issue: str
+    queued: int = 0  # deliveries written by this run (0 when resuming)
+    sent: int = 0
+    deferred: int = 0  # 4xx answers this run; each is retried later
+    failed: int = 0
+    bounced: int = 0  # addresses marked bounced by this run
+    remaining: int = 0  # still queued or deferred when the run ended
+    stopped: bool = False  # a stop was asked for (SIGTERM, Ctrl-C)
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+class RateLimiter:
+    """At most `rate` starts per second, shared by every connection (0 means no limit)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            start = max(now, self.next)
+            self.next = start + self.interval
+        if start > now:
+            stop.wait(start - now)
+
+
+def message_id(issue: StoredIssue, delivery_id: int, site: Site) -> str:
+    """Unique per delivery and the same on a retry, so a repeated copy can be recognized."""
+    return f"<{issue.name}.{delivery_id}.{issue.nonce}@{site.domain}>"
+
+
+class Dispatcher:
+    """Sends one issue's queued deliveries; `run()` returns a SendReport."""
+
+    def __init__(
+        self, store: Store, issue: StoredIssue, prepared: PreparedMessage, signing_key: bytes,
+        open_transport: Callable[[], Transport], policy: Policy,
+        progress: Callable[[int], None] | None = None, stop: threading.Event | None = None,
+    ) -> None:
+        self.store = store
+        self.issue = issue
+        self.prepared = prepared
+        self.site = prepared.site
+        self.sender = prepared.rendered.digest.sender.address
+        self.signing_key = signing_key
+        self.open_transport = open_transport
+        self.policy = policy
+        self.progress = progress
+        self.stop = stop or threading.Event()
+        self.limiter = RateLimiter(policy.rate)
+        self.report = SendReport(issue.name)
+        self.lock = threading.Lock()
+        self.policy_error: PolicyError | None = None
+
+    def run(self) -> SendReport:
+        started = time.monotonic()
+        threads = [
+            threading.Thread(target=self._connection, name=f"send-{n}", daemon=True)
+            for n in range(max(1, self.policy.connections))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(0.2)  # short joins keep the main thread free for signals
+        self.report.remaining = self.store.pending(self.issue.id)
+        if self.report.remaining == 0:
+            self.store.finish(self.issue.id)
+        self.report.stopped = self.stop.is_set() and self.policy_error is None
+        self.report.seconds = time.monotonic() - started
+        if self.policy_error is not None:
+            raise self.policy_error
+        return self.report
+
+    def _connection(self) -> None:
+        owner = lease_owner()
+        try:
+            with self.open_transport() as transport:
+                while not self.stop.is_set():
+                    batch = self.store.claim(self.issue.id, owner, BATCH, self.policy.lease_seconds)
+                    if batch:
+                        for delivery in batch:
+                            if self.stop.is_set():
+                                break
+                            self._deliver(transport, delivery)
+                        self.store.release(owner)
+                    elif not self._wait_for_retry():
+                        return
+        except PolicyError as exc:
+            self.policy_error = exc
+            self.stop.set()
+        finally:
+            self.store.release(owner)
+
+    def _wait_for_retry(self) -> bool:
+        """Sleep until a deferred delivery is due; False when there is none to wait for."""
+        due = self.store.next_retry(self.issue.id)
+        if due is None or not self.policy.wait_for_retries:
+            return False
+        self.stop.wait(min(IDLE_POLL, max(0.0, (due - utcnow()).total_seconds())) or 0.01)
+        return True
+
+    def _deliver(self, transport: Transport, delivery: Delivery) -> None:
+        mid = delivery.message_id or message_id(self.issue, delivery.id, self.site)
+        token = unsubscribe_token(self.signing_key, delivery.subscription_id)
+        recipient = Mailbox(delivery.name, delivery.address)
+        raw = self.prepared.for_recipient(recipient, token, mid, datetime.now(UTC))
+        sender = f"bounce+{delivery.id}@{self.site.domain}" if self.policy.verp else self.sender
+        self.limiter.wait(self.stop)
+        try:
+            try:
+                transport.send(sender, delivery.address, raw)
+            except TransientError as exc:
+                if exc.code is not None:
+                    raise
+                transport.send(sender, delivery.address, raw)  # the connection dropped: once more, anew
+        except PolicyError:
+            raise
+        except TransientError as exc:
+            self._defer(delivery, exc, mid)
+        except PermanentError as exc:
+            bounced = self.store.mark_failed(delivery, str(exc), mid, self.policy.bounce_limit)
+            self._count(failed=1, bounced=int(bounced), error=f"{delivery.address}: {exc}")
+        except DeliveryError as exc:
+            self._defer(delivery, exc, mid)
+        else:
+            self.store.mark_sent(delivery, mid)
+            self._count(sent=1)
+
+    def _defer(self, delivery: Delivery, error: DeliveryError, mid: str) -> None:
+        attempts = delivery.attempts + 1
+        if attempts >= self.policy.max_attempts:
+            self.store.mark_failed(delivery, f"gave up after {attempts} attempts: {error}", mid, None)
+            self._count(failed=1, error=f"{delivery.address}: gave up after {attempts} attempts: {error}")
+            return
+        delay = self.policy.retry_after * (2 ** (attempts - 1))
+        self.store.mark_deferred(delivery, str(error), utcnow() + timedelta(seconds=delay), mid)
+        self._count(deferred=1, done=False)
+
+    def _count(
+        self, sent: int = 0, failed: int = 0, deferred: int = 0, bounced: int = 0,
+        error: str | None = None, done: bool = True,
+    ) -> None:
+        with self.lock:
+            self.report.sent += sent
+            self.report.failed += failed
+            self.report.deferred += deferred
+            self.report.bounced += bounced
+            if error:
+                self.report.errors.append(error)
+        if done and self.progress:
+            self.progress(1)

@@ -1,0 +1,70 @@
+"""Signed tokens for links in messages: unsubscribe (never expires) and confirm (expires).
+
+A token is `FIELD.FIELD...SIGNATURE`, all lowercase letters, digits and '-', so it fits in
+a URL path and in the local part of `unsubscribe+TOKEN@domain` (at most 64 characters) and
+survives mail systems that fold the case of addresses. The signature is an HMAC-SHA256 over
+the purpose and the fields, truncated to 120 bits: a forger has to guess it online.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+
+from .errors import NewsletterError
+
+FIELD = re.compile(r"^[a-z0-9-]+$")
+SIGNATURE_BYTES = 15  # base32 without padding: 24 characters
+
+
+class TokenError(NewsletterError):
+    """A token that is malformed, forged, altered, for another purpose, or expired."""
+
+
+def _signature(key: bytes, purpose: str, fields: tuple[str, ...]) -> str:
+    mac = hmac.new(key, "\0".join((purpose, *fields)).encode(), hashlib.sha256).digest()
+    return base64.b32encode(mac[:SIGNATURE_BYTES]).decode().lower()
+
+
+def sign(key: bytes, purpose: str, *fields: str) -> str:
+    for field in fields:
+        if not FIELD.match(field):
+            raise ValueError(f"token field {field!r} must be lowercase letters, digits and '-'")
+    return ".".join((*fields, _signature(key, purpose, fields)))
+
+
+def verify(key: bytes, purpose: str, token: str, count: int) -> tuple[str, ...]:
+    """The `count` fields of a genuine token for `purpose`; TokenError otherwise."""
+    parts = token.split(".")
+    if len(parts) != count + 1 or not all(FIELD.match(p) for p in parts):
+        raise TokenError("this link is not complete: copy the whole address from the message")
+    fields = tuple(parts[:-1])
+    if not hmac.compare_digest(parts[-1], _signature(key, purpose, fields)):
+        raise TokenError("this link is not valid: it was changed or is not one of ours")
+    return fields
+
+
+def unsubscribe_token(key: bytes, subscription_id: int) -> str:
+    return sign(key, "unsubscribe", str(subscription_id))
+
+
+def read_unsubscribe_token(key: bytes, token: str) -> int:
+    """The subscription an unsubscribe token stands for. These tokens do not expire: a
+    reader may unsubscribe from a message of any age (and mailbox providers require it)."""
+    (subscription,) = verify(key, "unsubscribe", token, 1)
+    return int(subscription)
+
+
+def confirm_token(key: bytes, subscription_id: int, issued: int) -> str:
+    """A double opt-in confirmation for a subscription, issued at `issued` (Unix seconds)."""
+    return sign(key, "confirm", str(subscription_id), format(issued, "x"))
+
+
+def read_confirm_token(key: bytes, token: str, now: int, max_age: int) -> int:
+    subscription, issued = verify(key, "confirm", token, 2)
+    age = now - int(issued, 16)
+    if age > max_age or age < -300:
+        raise TokenError("this confirmation link has expired: subscribe again to get a new one")
+    return int(subscription)

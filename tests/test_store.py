@@ -1,0 +1,189 @@
+"""The store on a real SQLite file: subscribers, issues, the outbox, and schema upgrades."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from newsletter.store import SCHEMA_VERSION, Store, StoredIssue, StoreError, migrate, utcnow
+
+AS_OF = datetime(2022, 7, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state' / 'newsletter.db'}"
+
+
+@pytest.fixture
+def store(db_url: str) -> Store:
+    return Store.open(db_url)
+
+
+def save(store: Store, period: str = "2022-W30") -> StoredIssue:
+    issue, _ = store.save_issue("weekly", period, "Subject", "Pre", "<p>html</p>", "text", "hash", AS_OF)
+    return issue
+
+
+def test_a_new_file_gets_the_newest_schema_in_wal_mode(store: Store, tmp_path: Path) -> None:
+    assert store.version == SCHEMA_VERSION
+    path = tmp_path / "state" / "newsletter.db"
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_an_old_database_is_upgraded_in_place_keeping_its_rows(db_url: str) -> None:
+    engine = sa.create_engine(db_url.replace("/state/", "/"))
+    migrate(engine, target=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO subscribers (address, name, status, bounces, created_at, updated_at) "
+            "VALUES ('ann@example.org', 'Ann', 'active', 0, '2022-01-01 00:00:00', '2022-01-01 00:00:00')"
+        ))
+        columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+    assert "lease_owner" not in columns
+    engine.dispose()
+    store = Store.open(db_url.replace("/state/", "/"))
+    assert store.version == SCHEMA_VERSION
+    subscriber = store.subscriber("ann@example.org")
+    assert subscriber is not None and subscriber.name == "Ann"
+    with store.engine.connect() as conn:
+        assert "lease_owner" in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
+
+
+def test_a_newer_database_than_the_program_is_refused(db_url: str) -> None:
+    store = Store.open(db_url)
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO schema_version (version) VALUES (99)"))
+    with pytest.raises(StoreError, match="schema version 99, newer than this program knows"):
+        Store.open(db_url)
+
+
+def test_adding_is_idempotent_and_case_insensitive(store: Store) -> None:
+    first = store.add_subscriber("ann@example.org", "Ann", ["weekly"])
+    again = store.add_subscriber("ANN@example.org", "Ann", ["weekly"])
+    assert (first.created, again.created, again.changed) == (True, False, False)
+    assert again.subscriber.id == first.subscriber.id
+
+
+def test_removal_keeps_the_row_and_no_later_add_signs_them_up_silently(store: Store) -> None:
+    store.add_subscriber("ann@example.org", "Ann", ["weekly", "monthly"])
+    after_one = store.remove_subscriber("ann@example.org", "monthly")
+    assert after_one is not None and (after_one.status, after_one.digests) == ("active", ("weekly",))
+    gone = store.remove_subscriber("ann@example.org")
+    assert gone is not None and (gone.status, gone.digests) == ("unsubscribed", ())
+    blocked = store.add_subscriber("ann@example.org", "Ann", ["weekly"])
+    assert blocked.blocked and blocked.subscriber.status == "unsubscribed"
+    back = store.add_subscriber("ann@example.org", "Ann", ["weekly"], resubscribe=True)
+    assert (back.subscriber.status, back.subscriber.digests) == ("active", ("weekly",))
+
+
+def test_an_ended_subscription_stays_ended_when_the_person_is_added_to_another(store: Store) -> None:
+    store.add_subscriber("ann@example.org", "Ann", ["weekly", "monthly"])
+    store.remove_subscriber("ann@example.org", "monthly")
+    result = store.add_subscriber("ann@example.org", "Ann", ["weekly", "monthly", "daily"])
+    assert result.subscriber.digests == ("daily", "weekly")
+
+
+def test_an_issue_is_saved_once_per_digest_and_period(store: Store) -> None:
+    first, created = store.save_issue("weekly", "2022-W30", "A", "p", "h", "t", "1", AS_OF)
+    second, created_again = store.save_issue("weekly", "2022-W30", "B", "p", "h", "t", "2", AS_OF)
+    assert (created, created_again) == (True, False)
+    assert second.id == first.id and second.subject == "A"
+    assert store.issue_by_name("weekly-2022-W30") == first
+
+
+def test_queueing_writes_one_delivery_per_active_subscriber_once(store: Store) -> None:
+    for n in range(5):
+        store.add_subscriber(f"r{n}@example.org", "", ["weekly"])
+    store.add_subscriber("other@example.org", "", ["monthly"])
+    store.add_subscriber("pending@example.org", "", ["weekly"], status="pending")
+    store.remove_subscriber("r4@example.org")
+    issue = save(store)
+    assert store.queue(issue) == 4
+    store.add_subscriber("late@example.org", "", ["weekly"])
+    assert store.queue(issue) == 0  # queued once; a later subscriber waits for the next issue
+    assert store.counts(issue.id)["queued"] == 4
+
+
+def test_two_senders_never_claim_the_same_delivery(store: Store) -> None:
+    for n in range(200):
+        store.add_subscriber(f"r{n}@example.org", "", ["weekly"])
+    issue = save(store)
+    store.queue(issue)
+    claimed: list[list[int]] = [[], [], [], []]
+
+    def take(slot: int) -> None:
+        other = Store.open(str(store.engine.url))
+        while batch := other.claim(issue.id, f"host:1:{slot}", 7, 60):
+            for delivery in batch:
+                claimed[slot].append(delivery.id)
+                other.mark_sent(delivery, f"<{delivery.id}@x>")
+
+    threads = [threading.Thread(target=take, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [d for part in claimed for d in part]
+    assert len(everything) == len(set(everything)) == 200
+    assert store.counts(issue.id)["sent"] == 200
+
+
+def test_a_lease_of_a_dead_local_process_is_taken_over_at_once(store: Store) -> None:
+    store.add_subscriber("ann@example.org", "", ["weekly"])
+    issue = save(store)
+    store.queue(issue)
+    import socket
+
+    dead = f"{socket.gethostname()[:60]}:999999999:abc"  # no such pid
+    assert len(store.claim(issue.id, dead, 10, 3600)) == 1
+    assert len(store.claim(issue.id, "elsewhere:1:x", 10, 3600)) == 1
+
+
+def test_a_live_lease_holds_until_it_expires(store: Store) -> None:
+    store.add_subscriber("ann@example.org", "", ["weekly"])
+    issue = save(store)
+    store.queue(issue)
+    assert len(store.claim(issue.id, "other-host:1:x", 10, 0.2)) == 1
+    assert store.claim(issue.id, "me:1:y", 10, 60) == []
+    import time
+
+    time.sleep(0.3)
+    assert len(store.claim(issue.id, "me:1:y", 10, 60)) == 1
+
+
+def test_deferred_deliveries_wait_for_their_time_and_failures_count_towards_bouncing(store: Store) -> None:
+    store.add_subscriber("ann@example.org", "", ["weekly"])
+    issue = save(store)
+    store.queue(issue)
+    (delivery,) = store.claim(issue.id, "me:1:x", 10, 60)
+    store.mark_deferred(delivery, "451 4.3.0 try later", utcnow() + timedelta(hours=1), "<m@x>")
+    assert store.claim(issue.id, "me:1:x", 10, 60) == []
+    assert store.next_retry(issue.id) is not None
+    assert store.last_errors(issue.id) == [("ann@example.org", "deferred", "451 4.3.0 try later")]
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE deliveries SET next_attempt_at = NULL"))
+    (delivery,) = store.claim(issue.id, "me:1:x", 10, 60)
+    assert delivery.attempts == 1 and delivery.message_id == "<m@x>"
+    assert store.mark_failed(delivery, "550 5.1.1 user unknown", "<m@x>", bounce_limit=1) is True
+    subscriber = store.subscriber("ann@example.org")
+    assert subscriber is not None and subscriber.status == "bounced"
+    assert store.counts(issue.id) == {"queued": 0, "deferred": 0, "sent": 0, "failed": 1}
+
+
+def test_listing_streams_in_batches(store: Store) -> None:
+    for n in range(25):
+        store.add_subscriber(f"r{n:02d}@example.org", "", ["weekly"])
+    listed = [s.address for s in store.iter_subscribers(batch=4)]
+    assert listed == sorted(listed) and len(listed) == 25
+
+
+def test_an_unusable_database_url_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot use the database"):
+        Store.open("nosuchdb://x/y")
