@@ -48,3 +48,4 @@ def run() -> Run:
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
+from .smtp_server import make_smtp_server, smtp_server  # noqa: F401  (fixtures)
