@@ -11,6 +11,7 @@ from __future__ import annotations
 import binascii
 import email.policy
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
@@ -22,6 +23,7 @@ from .errors import NewsletterError
 from .render import UNSUBSCRIBE_URL, Rendered
 
 SMTP_POLICY = email.policy.SMTP.clone(max_line_length=78)
+_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
 MAX_NAME_LENGTH = 100
 MAX_TOKEN_LENGTH = 52  # `unsubscribe+TOKEN` must fit the 64-character local part
 DKIM_HEADERS = (
@@ -37,7 +39,7 @@ def header_value(value: str, what: str) -> str:
     upset mail readers; a literal `=?...?=` is decoded by readers as an encoded word, which
     may hide a line break (EMAIL.md; CPython issue 121650 shows the library alone is not enough).
     """
-    if any(ord(c) < 32 or ord(c) == 127 or c in "\u2028\u2029\x85" for c in value):
+    if _BREAKING.search(value):
         raise NewsletterError(f"{what} contains a line break or control character: {value!r}")
     if "=?" in value and "?=" in value:
         raise NewsletterError(f"{what} looks like an encoded header word: {value!r}")

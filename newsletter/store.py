@@ -203,6 +203,7 @@ class Delivery:
     name: str
     attempts: int
     message_id: str | None
+    bounces: int  # the subscriber's permanent failures in a row so far
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,15 @@ class AddResult:
     created: bool  # a new address
     changed: bool  # anything about it changed
     blocked: bool = False  # unsubscribed or bounced earlier, left alone (no `resubscribe`)
+
+
+# SQLAlchemy's statement cache still builds a cache key per execution of a Core update; a text
+# statement skips that, which shows at thousands of messages a second.
+_MARK_SENT = sa.text(
+    "UPDATE deliveries SET status = 'sent', attempts = :attempts, message_id = :message_id, "
+    "sent_at = :now, updated_at = :now, last_error = NULL, next_attempt_at = NULL, "
+    "lease_owner = NULL, lease_expires = NULL WHERE id = :id"
+).bindparams(sa.bindparam("now", type_=sa.DateTime))
 
 
 # --- the store -----------------------------------------------------------------------------------
@@ -547,6 +557,7 @@ class Store:
                 sa.select(
                     deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.subscription_id,
                     subscribers.c.address, subscribers.c.name, deliveries.c.attempts, deliveries.c.message_id,
+                    subscribers.c.bounces,
                 )
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(
@@ -583,17 +594,14 @@ class Store:
             )
 
     def mark_sent(self, delivery: Delivery, message_id: str) -> None:
+        """Once per message on the hot path: plain SQL, one statement unless a bounce count resets."""
         now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(
-                status="sent", attempts=delivery.attempts + 1, message_id=message_id, sent_at=now,
-                updated_at=now, last_error=None, next_attempt_at=None, lease_owner=None, lease_expires=None,
-            ))
-            conn.execute(
-                subscribers.update()
-                .where(subscribers.c.id == delivery.subscriber_id, subscribers.c.bounces != 0)
-                .values(bounces=0)
-            )
+            conn.execute(_MARK_SENT, {
+                "id": delivery.id, "attempts": delivery.attempts + 1, "message_id": message_id, "now": now,
+            })
+            if delivery.bounces:
+                conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))
 
     def mark_deferred(self, delivery: Delivery, error: str, retry_at: datetime, message_id: str) -> None:
         now = utcnow()

@@ -10,6 +10,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 from urllib.parse import quote, unquote, urlsplit
 
@@ -27,9 +28,9 @@ SCHEMES: dict[str, tuple[Security, int]] = {
     "smtps": ("ssl", 465),
     "smtp+starttls": ("starttls", 587),
 }
+CONTROL = re.compile("[\x00-\x1f\x7f]")
 HOST = re.compile(r"[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")  # a name, IPv4, or an IPv6 literal
 PASSWORD = re.compile(r"(//[^/@]*?:)[^/@]*@")  # the secret in scheme://user:secret@host
-LEADING_DOT = re.compile(rb"(?m)^\.")  # a line SMTP must dot-stuff (RFC 5321 4.5.2)
 POLICY_CODES = frozenset({530, 535, 538})  # authentication required, rejected, or needs encryption
 POLICY_REPLY = re.compile(r"5\d\d 5\.7\.\d{1,3}(?!\S)")  # RFC 3463 enhanced status 5.7.x: security or policy
 
@@ -158,7 +159,7 @@ class _Closing:
 
 
 def _envelope_address(address: str, what: str) -> str:
-    if any(ord(c) < 32 or ord(c) == 127 for c in address):
+    if CONTROL.search(address):
         raise PermanentError(f"the {what} address contains a line break or control character: {address!r}")
     return address
 
@@ -202,11 +203,19 @@ def _kind(code: int, reply: str) -> type[DeliveryError]:
     return TransientError  # 4xx, or a reply smtplib could not read (-1)
 
 
-class _Client(smtplib.SMTP):
-    """smtplib's client, minus a regex pass over every message that has no line to dot-stuff.
+def _dot_stuffed(msg: bytes) -> bytes:
+    """RFC 5321 4.5.2, with bytes.replace: smtplib's regex pass costs ~20 times as much on a
+    digest, whose inlined HTML has many lines that start with a dot."""
+    stuffed = msg.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
 
-    That pass costs about four times the search for a line starting with a dot, and most
-    messages have none; the bytes go out as given otherwise.
+
+class _Client(smtplib.SMTP):
+    """smtplib's client with a faster DATA, and RFC 2920 PIPELINING when the server offers it.
+
+    Pipelined, MAIL FROM, RCPT TO and DATA go out in one write and their three replies are read
+    together: two round trips a message instead of four. The replies and errors are those of
+    smtplib's own `sendmail`, so the transport handles both paths alike.
     """
 
     def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
@@ -216,10 +225,50 @@ class _Client(smtplib.SMTP):
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
-        if msg.startswith(b".") or b"\n." in msg:
-            msg = LEADING_DOT.sub(b"..", msg)
+        return self._content(msg)
+
+    def _content(self, msg: bytes) -> tuple[int, bytes]:
+        msg = _dot_stuffed(msg)
         self.send(msg + (b".\r\n" if msg.endswith(b"\r\n") else b"\r\n.\r\n"))
         return self.getreply()
+
+    def sendmail(  # type: ignore[override]
+        self, from_addr: str, to_addrs: list[str], msg: bytes, mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        self.ehlo_or_helo_if_needed()
+        plain = len(to_addrs) == 1 and isinstance(msg, bytes) and "SMTPUTF8" not in mail_options
+        if not plain or not self.has_extn("pipelining"):
+            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        recipient = to_addrs[0]
+        options = "".join(" " + option for option in mail_options)
+        self.send(f"MAIL FROM:<{from_addr}>{options}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
+        mail = self.getreply()
+        if mail[0] == 421:  # closing: the other replies will not come
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], from_addr)
+        rcpt = self.getreply()
+        if rcpt[0] == 421:
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        data = self.getreply()
+        if mail[0] != 250:
+            self._reset_after(data)
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], from_addr)
+        if rcpt[0] not in (250, 251):
+            self._reset_after(data)
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        if data[0] != 354:
+            self._reset_after(data)
+            raise smtplib.SMTPDataError(*data)
+        code, reply = self._content(msg)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        return {}
+
+    def _reset_after(self, data: tuple[int, bytes]) -> None:
+        """A server that said 354 to DATA despite a refusal waits for a message: end it empty."""
+        if data[0] == 354:
+            self.send(b".\r\n")
+            self.getreply()
 
 
 class _TlsClient(_Client, smtplib.SMTP_SSL):

@@ -74,6 +74,7 @@ class SmtpServer:
         auth_require_tls: bool = True,
         auth_required: bool = False,
         ca: trustme.CA | None = None,
+        pipelining: bool = False,
     ) -> None:
         """`login` is the one (username, password) AUTH accepts; without it no AUTH is offered.
 
@@ -81,7 +82,9 @@ class SmtpServer:
         over SMTPS the connection always is. `auth_required` refuses MAIL with 530 until a login.
         `ca` signs the server's certificate (default: a new CA), for tests that want two servers
         trusted by one CA, or a server the client must not trust. `host="::1"` listens on IPv6.
+        `pipelining` advertises RFC 2920 PIPELINING (aiosmtpd reads pipelined commands in order).
         """
+        self.pipelining = pipelining
         self.host = host
         self.tls = tls
         self.port = 0
@@ -264,6 +267,14 @@ class _Handler:
     def __init__(self, owner: SmtpServer) -> None:
         self.owner = owner
 
+    async def handle_EHLO(
+        self, server: _Connection, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.owner.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(
         self, server: _Connection, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
@@ -320,10 +331,13 @@ class _Controller(Controller):
         super()._trigger_server()  # type: ignore[no-untyped-call]
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[SmtpServer]:
-    """A plain SMTP server (no TLS, no AUTH), started for the test and stopped after it."""
-    with SmtpServer() as server:
+@pytest.fixture(params=[False, True], ids=["one-by-one", "pipelining"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SmtpServer]:
+    """A plain SMTP server (no TLS, no AUTH), started for the test and stopped after it.
+
+    Each test runs twice: once where the client waits for every reply, and once against a server
+    offering PIPELINING (as Postfix does), where MAIL, RCPT and DATA go out together."""
+    with SmtpServer(pipelining=request.param) as server:
         yield server
 
 

@@ -70,14 +70,13 @@ class Rig:
     delivered: Callable[[], list[Delivered]]
 
 
-@pytest.fixture(params=["file", "smtp"])
+@pytest.fixture(params=["file", "smtp", "smtp-pipelining"])
 def rig(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rig]:
     if request.param == "file":
         with open_transport(TransportSettings("file:maildir"), tmp_path) as transport:
             yield Rig(transport, lambda: read_maildir(tmp_path / "maildir"))
     else:
-        server: SmtpServer = request.getfixturevalue("smtp_server")
-        with smtp(server) as transport:
+        with SmtpServer(pipelining=request.param == "smtp-pipelining") as server, smtp(server) as transport:
             yield Rig(transport, lambda: [(m.sender, m.recipient, m.data) for m in server.messages()])
 
 

@@ -1,0 +1,202 @@
+"""Dispatcher: the outbox drained through a real in-process SMTP server, faults and all."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from newsletter.content import Library
+from newsletter.digest import compose, moment
+from newsletter.dispatch import Dispatcher, Policy, SendReport
+from newsletter.errors import PolicyError
+from newsletter.message import PreparedMessage
+from newsletter.render import Renderer
+from newsletter.store import Store, StoredIssue
+from newsletter.tokens import read_unsubscribe_token
+from newsletter.transport import Transport, TransportSettings, open_transport
+
+from .samples import DIGEST, SITE, brief, entry
+from .smtp_server import SmtpServer
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+KEY = b"s" * 32
+FAST = Policy(retry_after=0.05, max_attempts=4, bounce_limit=1)
+
+
+@pytest.fixture(scope="module")
+def prepared() -> PreparedMessage:
+    library = Library(Path("content"), (brief(date(2022, 7, 26), "backfire"),), (entry("2022-06-12", "Ring exposed"),))
+    issue = compose(library, DIGEST, moment(date(2022, 7, 26), DIGEST))
+    return PreparedMessage(Renderer(TEMPLATES, SITE.base_url).render(issue), SITE)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(f"sqlite:///{tmp_path / 'newsletter.db'}")
+
+
+def subscribe(store: Store, count: int) -> list[str]:
+    addresses = [f"reader{n:04d}@example.org" for n in range(count)]
+    for address in addresses:
+        store.add_subscriber(address, f"Reader {address[6:10]}", ["weekly"])
+    return addresses
+
+
+def queued_issue(store: Store) -> StoredIssue:
+    issue, _ = store.save_issue("weekly", "2022-W30", "s", "p", "h", "t", "hash", datetime(2022, 7, 30, tzinfo=UTC))
+    store.queue(issue)
+    return issue
+
+
+def run(
+    store: Store, prepared: PreparedMessage, server: SmtpServer, policy: Policy = FAST,
+    stop: threading.Event | None = None, progress: Callable[[int], None] | None = None,
+) -> SendReport:
+    def transport() -> Transport:
+        return open_transport(TransportSettings(server.url, timeout=5), Path("."))
+
+    issue = store.issue("weekly", "2022-W30")
+    assert issue is not None
+    return Dispatcher(store, issue, prepared, KEY, transport, policy, progress, stop).run()
+
+
+def test_every_subscriber_gets_one_copy_over_one_connection(
+    store: Store, prepared: PreparedMessage, smtp_server: SmtpServer
+) -> None:
+    addresses = subscribe(store, 120)
+    issue = queued_issue(store)
+    report = run(store, prepared, smtp_server)
+    assert (report.sent, report.failed, report.remaining) == (120, 0, 0)
+    assert sorted(smtp_server.recipients()) == addresses
+    assert smtp_server.connections == 1
+    assert store.counts(issue.id)["sent"] == 120
+    again = run(store, prepared, smtp_server)
+    assert again.sent == 0 and len(smtp_server.recipients()) == 120
+
+
+def test_a_delivered_message_is_personal_and_standards_clean(
+    store: Store, prepared: PreparedMessage, smtp_server: SmtpServer
+) -> None:
+    subscribe(store, 2)
+    issue = queued_issue(store)
+    run(store, prepared, smtp_server)
+    received = smtp_server.messages()
+    parsed = [email.message_from_bytes(r.data, policy=email.policy.default) for r in received]
+    ids = {m["Message-ID"] for m in parsed}
+    assert len(ids) == 2 and all(i.endswith(f".{issue.nonce}@news.example.org>") for i in ids)
+    for raw, message in zip(received, parsed, strict=True):
+        assert message["To"].addresses[0].addr_spec == raw.recipient
+        link = message["List-Unsubscribe"].split(",")[0].strip("<> ")
+        token = link.rsplit("/", 1)[1]
+        subscription = read_unsubscribe_token(KEY, token)
+        assert store.unsubscribe(subscription) is not None  # the token names this reader's subscription
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert f"<mailto:unsubscribe+{token}@news.example.org>" in message["List-Unsubscribe"]
+        assert message["Date"] and message["MIME-Version"] == "1.0" and message["List-Id"]
+        plain, html = message.iter_parts()
+        assert link in plain.get_content() and f'href="{link}"' in html.get_content()
+        assert all(len(line) <= 998 for line in raw.data.split(b"\r\n"))
+
+
+def test_a_faulty_server_loses_no_one(store: Store, prepared: PreparedMessage, smtp_server: SmtpServer) -> None:
+    addresses = subscribe(store, 40)
+    queued_issue(store)
+    rejected = addresses[7]
+
+    def reply(recipient: str, attempt: int) -> str | None:
+        if recipient == rejected:
+            return "550 5.1.1 <%s>: user unknown" % recipient
+        if recipient in addresses[10:13] and attempt == 1:
+            return "451 4.3.0 greylisted, try again later"
+        if recipient == addresses[20] and attempt <= 2:
+            return "421 4.3.2 too busy, closing"
+        return None
+
+    smtp_server.reply_for = reply
+    smtp_server.drop_after(15)  # and hang up once in a while without a word
+    report = run(store, prepared, smtp_server)
+    delivered = Counter(smtp_server.recipients())
+    assert set(delivered) == set(addresses) - {rejected}
+    assert max(delivered.values()) == 1
+    assert (report.sent, report.failed, report.remaining) == (39, 1, 0)
+    assert report.deferred >= 5  # three greylisted, the 421 twice
+    issue = store.issue("weekly", "2022-W30")
+    assert issue is not None and issue.finished_at is not None
+    errors = {address: error for address, _, error in store.last_errors(issue.id)}
+    assert errors[rejected].endswith(f"refused {rejected}: 550 5.1.1 <{rejected}>: user unknown")
+    subscriber = store.subscriber(rejected)
+    assert subscriber is not None and subscriber.status == "bounced"  # bounce_limit 1 here
+    assert smtp_server.connections >= 3
+
+
+def test_retries_stop_at_max_attempts(store: Store, prepared: PreparedMessage, smtp_server: SmtpServer) -> None:
+    [address] = subscribe(store, 1)
+    queued_issue(store)
+    smtp_server.reply_for = lambda recipient, attempt: "452 4.2.2 mailbox full"
+    report = run(store, prepared, smtp_server, replace(FAST, max_attempts=3))
+    assert (report.sent, report.failed, report.deferred) == (0, 1, 2)
+    assert smtp_server.attempts(address) == 3
+    assert report.errors[0].startswith(f"{address}: gave up after 3 attempts: ")
+    assert report.errors[0].endswith("452 4.2.2 mailbox full")
+
+
+def test_a_policy_rejection_stops_the_send_and_keeps_the_rest_queued(
+    store: Store, prepared: PreparedMessage, smtp_server: SmtpServer
+) -> None:
+    subscribe(store, 10)
+    issue = queued_issue(store)
+    smtp_server.reply_for = lambda recipient, attempt: "550 5.7.1 relaying denied"
+    with pytest.raises(PolicyError, match="550 5.7.1 relaying denied"):
+        run(store, prepared, smtp_server)
+    assert store.counts(issue.id)["queued"] == 10  # our setup is wrong, not the readers
+    subscriber = store.subscriber("reader0000@example.org")
+    assert subscriber is not None and subscriber.status == "active"
+
+
+def test_parallel_connections_share_the_outbox(store: Store, prepared: PreparedMessage, smtp_server: SmtpServer) -> None:
+    addresses = subscribe(store, 200)
+    queued_issue(store)
+    report = run(store, prepared, smtp_server, replace(FAST, connections=3))
+    assert report.sent == 200
+    assert sorted(smtp_server.recipients()) == addresses
+    assert smtp_server.connections == 3
+    assert len({r.connection for r in smtp_server.messages()}) == 3
+
+
+def test_the_rate_limit_spaces_messages(store: Store, prepared: PreparedMessage, smtp_server: SmtpServer) -> None:
+    subscribe(store, 6)
+    queued_issue(store)
+    started = time.monotonic()
+    run(store, prepared, smtp_server, replace(FAST, rate=20, connections=2))
+    assert time.monotonic() - started >= 5 / 20
+
+
+def test_a_stop_finishes_the_message_in_flight_and_a_later_run_resumes(
+    store: Store, prepared: PreparedMessage, smtp_server: SmtpServer
+) -> None:
+    addresses = subscribe(store, 60)
+    issue = queued_issue(store)
+    stop = threading.Event()
+    sent = 0
+
+    def progress(count: int) -> None:
+        nonlocal sent
+        sent += count
+        if sent == 25:
+            stop.set()
+
+    report = run(store, prepared, smtp_server, stop=stop, progress=progress)
+    assert report.stopped and report.sent == 25 and report.remaining == 35
+    assert store.counts(issue.id) == {"queued": 35, "deferred": 0, "sent": 25, "failed": 0}
+    rest = run(store, prepared, smtp_server)
+    assert rest.sent == 35
+    assert sorted(smtp_server.recipients()) == addresses
