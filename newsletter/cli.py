@@ -6,7 +6,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -191,31 +191,27 @@ def _dry_run(project: Project, digest: Digest, when: datetime, url: str) -> None
 
 def _send(project: Project, digest: Digest, when: datetime, transport_url: str | None) -> None:
     store = _open_store(project.config)
-    bar: Any = None
     lock = threading.Lock()
+    with ExitStack() as cleanup:
+        bars: list[Any] = []
 
-    def started(in_store: sending.IssueInStore, pending: int) -> None:
-        nonlocal bar
-        stored = in_store.stored
-        note = "" if in_store.created else " (resuming the stored issue)"
-        if in_store.changed_since:
-            note += "; content changed since it was built, the stored version is sent"
-        click.echo(f"{stored.name}: {stored.subject}{note}")
-        if sys.stdout.isatty() and pending:
-            bar = click.progressbar(length=pending, label="sending", show_pos=True, show_eta=True)
-            bar.__enter__()
+        def started(in_store: sending.IssueInStore, pending: int) -> None:
+            stored = in_store.stored
+            note = "" if in_store.created else " (resuming the stored issue)"
+            if in_store.changed_since:
+                note += "; content changed since it was built, the stored version is sent"
+            click.echo(f"{stored.name}: {stored.subject}{note}")
+            if sys.stdout.isatty() and pending:
+                bar = click.progressbar(length=pending, label="sending", show_pos=True, show_eta=True)
+                bars.append(cleanup.enter_context(bar))
 
-    def progress(count: int) -> None:
-        if bar is not None:
+        def progress(count: int) -> None:
             with lock:
-                bar.update(count)
+                for bar in bars:
+                    bar.update(count)
 
-    with stop_on_signals() as stop:
-        try:
-            report = sending.send_issue(project, store, digest, when, transport_url, progress, stop, started)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
+        stop = cleanup.enter_context(stop_on_signals())
+        report = sending.send_issue(project, store, digest, when, transport_url, progress, stop, started)
     rate = f" ({report.sent / report.seconds:.0f}/s)" if report.seconds and report.sent else ""
     click.echo(
         f"  {report.sent} sent, {report.failed} failed, {report.deferred} deferred, "

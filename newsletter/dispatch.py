@@ -157,11 +157,12 @@ class Dispatcher:
         self.limiter.wait(self.stop)
         try:
             try:
-                transport.send(sender, delivery.address, raw)
+                transport.send(sender, delivery.address, raw, dot_safe=self.prepared.dot_safe)
             except TransientError as exc:
                 if exc.code is not None:
                     raise
-                transport.send(sender, delivery.address, raw)  # the connection dropped: once more, anew
+                # The connection dropped: once more, on a new one.
+                transport.send(sender, delivery.address, raw, dot_safe=self.prepared.dot_safe)
         except PolicyError:
             raise
         except TransientError as exc:

@@ -55,9 +55,33 @@ def unsubscribe_url(site: Site, token: str) -> str:
     return f"{site.base_url}/u/{token}"
 
 
+QP_LINE = 76  # RFC 2045: encoded lines at most 76 characters, soft break included
+
+
 def _qp(text: str) -> bytes:
-    """Quoted-printable with CRLF line ends; lines stay under 77 octets (soft breaks)."""
-    return binascii.b2a_qp(text.encode("utf-8"), istext=True).replace(b"\n", b"\r\n")
+    """Quoted-printable with CRLF line ends, no line over 76 characters, and no line that
+    starts with a dot (it is written =2E), so SMTP needs no dot-stuffing pass over it."""
+    encoded = binascii.b2a_qp(text.encode("utf-8"), istext=True)
+    if encoded.startswith(b".") or b"\n." in encoded:
+        encoded = b"\n".join(part for line in encoded.split(b"\n") for part in _without_leading_dot(line))
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _without_leading_dot(line: bytes) -> list[bytes]:
+    parts: list[bytes] = []
+    while True:
+        if line.startswith(b"."):
+            line = b"=2E" + line[1:]
+        if len(line) <= QP_LINE:
+            parts.append(line)
+            return parts
+        cut = QP_LINE - 1
+        if line[cut - 1:cut] == b"=":  # never split an =XX escape
+            cut -= 1
+        elif line[cut - 2:cut - 1] == b"=":
+            cut -= 2
+        parts.append(line[:cut] + b"=")
+        line = line[cut:]
 
 
 @dataclass(frozen=True)
@@ -93,7 +117,12 @@ class _Body:
 
 
 class PreparedMessage:
-    """One issue's message, encoded once, to be addressed to any number of recipients."""
+    """One issue's message, encoded once, to be addressed to any number of recipients.
+
+    No line of its messages starts with a dot (`dot_safe`): transports may skip dot-stuffing.
+    """
+
+    dot_safe = True
 
     def __init__(self, rendered: Rendered, site: Site, signer: DkimSigner | None = None) -> None:
         self.rendered = rendered

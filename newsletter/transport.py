@@ -128,7 +128,8 @@ class Transport(Protocol):
 
     name: str
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None: ...
+    def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
+        """`dot_safe`: the caller promises no line of `message` starts with a dot."""
 
     def close(self) -> None: ...
 
@@ -177,7 +178,7 @@ class FileTransport(_Closing):
             raise PolicyError(f"cannot create the Maildir {display_path(folder)}: {exc.strerror}") from exc
         self._maildir = mailbox.Maildir(folder, create=False)
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         trace = (
             f"Return-Path: <{_envelope_address(sender, 'sender')}>\n"
             f"Delivered-To: {_envelope_address(recipient, 'recipient')}\n"
@@ -227,8 +228,11 @@ class _Client(smtplib.SMTP):
             raise smtplib.SMTPDataError(code, reply)
         return self._content(msg)
 
+    dot_safe = False  # set per message by SmtpTransport.send
+
     def _content(self, msg: bytes) -> tuple[int, bytes]:
-        msg = _dot_stuffed(msg)
+        if not self.dot_safe:
+            msg = _dot_stuffed(msg)
         self.send(msg + (b".\r\n" if msg.endswith(b"\r\n") else b"\r\n.\r\n"))
         return self.getreply()
 
@@ -296,9 +300,9 @@ class SmtpTransport(_Closing):
         self._timeout = settings.timeout
         self._helo = settings.helo
         self._context = _tls_context(settings.cafile) if endpoint.security != "none" else None
-        self._smtp: smtplib.SMTP | None = None
+        self._smtp: _Client | None = None
 
-    def send(self, sender: str, recipient: str, message: bytes) -> None:
+    def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         _envelope_address(sender, "sender")
         _envelope_address(recipient, "recipient")
         smtp = self._smtp or self._connect()
@@ -308,6 +312,7 @@ class SmtpTransport(_Closing):
         if not message.isascii() and smtp.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
         try:
+            smtp.dot_safe = dot_safe
             refused = smtp.sendmail(sender, [recipient], message, options)
         except smtplib.SMTPSenderRefused as exc:
             error = self._sender_refused(sender, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
@@ -384,7 +389,7 @@ class SmtpTransport(_Closing):
         if smtp is not None:
             smtp.close()
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self) -> _Client:
         endpoint = self.endpoint
         if self._helo is None:
             self._helo = socket.getfqdn()  # once per transport, not per connection: it may ask DNS
@@ -392,7 +397,7 @@ class SmtpTransport(_Closing):
         # that TLS checks the certificate against when it is given there, not to connect().
         try:
             if endpoint.security == "ssl":
-                smtp: smtplib.SMTP = _TlsClient(
+                smtp: _Client = _TlsClient(
                     endpoint.host, endpoint.port, self._helo, timeout=self._timeout, context=self._context
                 )
             else:

@@ -166,3 +166,31 @@ def test_dkim_signs_the_list_headers_and_verifies(rendered: Rendered) -> None:
     assert {"from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-unsubscribe-post"} <= set(header_list)
     tampered = raw.replace(b"List-Unsubscribe-Post: List-Unsubscribe=One-Click", b"List-Unsubscribe-Post: nothing")
     assert not dkim.verify(tampered, dnsfunc=dns)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ".starts with a dot\n",
+        "a\n.b\n..c\n",
+        "x" * 75 + ".after a soft break\n",
+        "." + "y" * 74 + "\n",  # the =2E makes the line too long: it is wrapped again
+        "." + "é" * 40 + "\n",  # escapes near the cut are never split
+        "=" * 30 + ".\n." + "=" * 30 + "\n",
+    ],
+)
+def test_quoted_printable_bodies_never_start_a_line_with_a_dot(text: str) -> None:
+    import quopri
+
+    from newsletter.message import _qp
+
+    encoded = _qp(text)
+    lines = encoded.split(b"\r\n")
+    assert not any(line.startswith(b".") for line in lines)
+    assert all(len(line) <= 76 for line in lines)
+    assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode("utf-8") == text
+
+
+def test_a_whole_message_needs_no_dot_stuffing(rendered: Rendered) -> None:
+    raw = wire(rendered)
+    assert PreparedMessage.dot_safe and b"\n." not in raw and not raw.startswith(b".")
