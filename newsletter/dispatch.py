@@ -102,6 +102,7 @@ class Dispatcher:
 
     def run(self) -> SendReport:
         started = time.monotonic()
+        self.store.reclaim_dead(self.issue.id)
         threads = [
             threading.Thread(target=self._connection, name=f"send-{n}", daemon=True)
             for n in range(max(1, self.policy.connections))

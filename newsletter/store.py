@@ -528,11 +528,10 @@ class Store:
         """Take up to `batch` deliveries that are due and not held by a live sender.
 
         One UPDATE picks and leases the rows, so two senders never take the same one: SQLite
-        runs writes one at a time, and PostgreSQL skips rows another sender has locked. An
-        owner must finish or release what it holds before it claims again."""
+        runs writes one at a time, and PostgreSQL skips rows another sender has locked
+        (UPDATE ... RETURNING needs SQLite 3.35 or newer)."""
         now = utcnow()
         with self.engine.begin() as conn:
-            self._reclaim_dead(conn, issue_id)
             due = (
                 sa.select(deliveries.c.id)
                 .where(
@@ -541,7 +540,8 @@ class Store:
                     sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
                     sa.or_(deliveries.c.lease_expires.is_(None), deliveries.c.lease_expires < now),
                 )
-                .order_by(deliveries.c.id)
+                # No ORDER BY: with it SQLite sorts every waiting row on each claim. The index on
+                # (issue_id, status, id) hands rows over in id order within each status anyway.
                 .limit(batch)
             )
             if self.engine.dialect.name == "postgresql":
@@ -549,8 +549,8 @@ class Store:
             taken = conn.execute(
                 deliveries.update().where(deliveries.c.id.in_(due.scalar_subquery())).values(
                     lease_owner=owner, lease_expires=now + timedelta(seconds=lease_seconds)
-                )
-            ).rowcount
+                ).returning(deliveries.c.id)
+            ).scalars().all()
             if not taken:
                 return []
             rows = conn.execute(
@@ -560,14 +560,17 @@ class Store:
                     subscribers.c.bounces,
                 )
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                .where(
-                    deliveries.c.issue_id == issue_id,
-                    deliveries.c.lease_owner == owner,
-                    deliveries.c.status.in_(("queued", "deferred")),
-                )
+                .where(deliveries.c.id.in_(taken))
                 .order_by(deliveries.c.id)
             ).all()
         return [Delivery(*row) for row in rows]
+
+    def reclaim_dead(self, issue_id: int) -> None:
+        """Free at once the leases of senders on this host that no longer run (a killed send):
+        a restart on the same machine need not wait for them to expire. Checked when a send
+        starts, not per batch: it reads every held row."""
+        with self.engine.begin() as conn:
+            self._reclaim_dead(conn, issue_id)
 
     def _reclaim_dead(self, conn: Connection, issue_id: int) -> None:
         owners = conn.execute(

@@ -143,6 +143,8 @@ def test_a_lease_of_a_dead_local_process_is_taken_over_at_once(store: Store) -> 
 
     dead = f"{socket.gethostname()[:60]}:999999999:abc"  # no such pid
     assert len(store.claim(issue.id, dead, 10, 3600)) == 1
+    assert store.claim(issue.id, "elsewhere:1:x", 10, 3600) == []
+    store.reclaim_dead(issue.id)  # what a send does when it starts
     assert len(store.claim(issue.id, "elsewhere:1:x", 10, 3600)) == 1
 
 
