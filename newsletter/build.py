@@ -66,9 +66,13 @@ def clip_warning(html_bytes: int) -> str | None:
 
 def write_preview(project: Project, digest: Digest, as_of: datetime, out_dir: Path) -> Preview:
     issue, rendered = project.issue(digest, as_of)
-    config = project.config
+    return Preview(issue, rendered, write_files(project.config, rendered, as_of, out_dir))
+
+
+def write_files(config: Config, rendered: Rendered, as_of: datetime, out_dir: Path) -> tuple[Written, ...]:
+    """`out_dir/<issue-id>/` digest.html, digest.txt and digest.eml (to the sample subscriber)."""
     link = unsubscribe_url(config.site, PREVIEW_TOKEN)
-    folder = out_dir / issue.id
+    folder = out_dir / rendered.issue_id
     folder.mkdir(parents=True, exist_ok=True)
     outputs = {
         "digest.html": rendered.html.replace(UNSUBSCRIBE_URL, link).encode("utf-8"),
@@ -78,8 +82,7 @@ def write_preview(project: Project, digest: Digest, as_of: datetime, out_dir: Pa
             preview_message_id(rendered, config.site), as_of,
         ),
     }
-    files = tuple(_write_atomically(folder / name, data) for name, data in outputs.items())
-    return Preview(issue, rendered, files)
+    return tuple(_write_atomically(folder / name, data) for name, data in outputs.items())
 
 
 def _write_atomically(path: Path, data: bytes) -> Written:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -20,6 +21,7 @@ from .config import Config, Digest, Mailbox, load_config
 from .digest import moment
 from .errors import Invalid, NewsletterError, SourceError, display_path
 from .store import SUBSCRIBER_STATUSES, Store
+from .schedule import Runner, upcoming
 from .subscribers import check_digests, check_name, export_csv, import_csv, normalize_address
 
 EXIT_PROBLEM = 2
@@ -126,14 +128,16 @@ def _open_store(config: Config) -> Store:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """SIGTERM and SIGINT ask the send to stop after the message on the wire."""
+def stop_on_signals(announce: bool = True) -> Iterator[threading.Event]:
+    """SIGTERM and SIGINT ask the send to stop after the message on the wire; a second one
+    stops at once."""
     stop = threading.Event()
 
     def ask(signum: int, _frame: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
-        click.echo(f"\n{signal.Signals(signum).name}: finishing the message in flight, then stopping", err=True)
+        if announce:
+            click.echo(f"\n{signal.Signals(signum).name}: finishing the message in flight, then stopping", err=True)
         stop.set()
 
     previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -246,6 +250,48 @@ def status(config_path: Path, issue_name: str | None) -> None:
             click.echo("  last errors:")
             for address, delivery_status, error in errors:
                 click.echo(f"    {address} ({delivery_status}): {error}")
+
+
+# --- the scheduler -------------------------------------------------------------------------------
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+@cli.command("run")
+@click.option("--once", is_flag=True, help="Do what is due now (resume sends, make up a fire missed within the grace) and exit.")
+@click.option("--transport", "transport_url", metavar="URL", help="Send through this transport instead of config.yaml's.")
+@click.pass_obj
+def run_command(config_path: Path, once: bool, transport_url: str | None) -> None:
+    """Fire each digest on its schedule until SIGTERM or Ctrl-C (or once, for cron or a timer)."""
+    with expected_errors():
+        config = load_config(config_path)
+        _configure_logging(config.run.log_level)
+        with stop_on_signals(announce=False) as stop:  # the runner logs it
+            runner = Runner(config_path, stop, transport_url)
+            if once:
+                runner.start_up()
+            else:
+                runner.run_forever()
+
+
+@cli.command("schedule")
+@click.pass_obj
+def schedule_command(config_path: Path) -> None:
+    """List each scheduled digest's next three runs, in its own time zone and in UTC."""
+    with expected_errors():
+        config = load_config(config_path)
+        listed = upcoming(config, datetime.now(timezone.utc))
+        for digest in config.digests:
+            if not digest.schedule:
+                click.echo(f"{digest.name}: no schedule (add `schedule:` to run it with `newsletter run`)")
+        for digest, fires in listed:
+            click.echo(f"{digest.name}: {digest.schedule} ({digest.timezone}), {digest.on_schedule} on schedule")
+            for fire in fires:
+                local = fire.astimezone(digest.zone)
+                utc = fire.astimezone(timezone.utc)
+                click.echo(f"  {local:%a %Y-%m-%d %H:%M:%S %z}   {utc:%Y-%m-%d %H:%M:%S} UTC")
 
 
 # --- subscribers ---------------------------------------------------------------------------------

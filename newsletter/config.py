@@ -13,10 +13,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from email_validator import EmailNotValidError, validate_email
 
 from .content import LANGUAGE, TAG
+from .cron import trigger
 from .errors import ConfigError, Invalid, NewsletterError
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
-PERIODS = ("daily", "weekly", "monthly")
+PERIODS = ("monthly", "weekly", "daily", "hourly", "minutely", "secondly")
+ON_SCHEDULE = ("write", "send")
+WHEN_NOTHING_NEW = ("skip", "send")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_LEVEL_ENV = "NEWSLETTER_LOG_LEVEL"
 SUBJECT_FIELDS = ("title", "brief", "period", "date", "entries")
 RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ps", "sd", "ug", "ur", "yi"})
 
@@ -48,6 +53,9 @@ class Digest:
     lookback_days: int | None
     sender: Mailbox
     subject: str
+    schedule: str | None = None  # a crontab expression, read in `timezone`
+    on_schedule: str = "write"  # write the issue out, or write it and send it
+    when_nothing_new: str = "skip"  # a scheduled issue with no new entry and no new brief
 
     @property
     def direction(self) -> str:
@@ -99,6 +107,14 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class Run:
+    """The scheduler (`newsletter run`)."""
+
+    misfire_grace: float = 3600.0  # seconds a missed fire may be late and still run
+    log_level: str = "INFO"
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     content_dir: Path
@@ -111,6 +127,7 @@ class Config:
     store_url: str
     delivery: Delivery
     secrets: Secrets
+    run: Run = Run()
 
     def digest(self, name: str) -> Digest:
         for digest in self.digests:
@@ -123,14 +140,16 @@ class Config:
         return self.digests if name is None else (self.digest(name),)
 
 
-TOP_KEYS = ("content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery")
+TOP_KEYS = (
+    "content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery", "run",
+)
 DELIVERY_KEYS = (
     "transport", "username", "timeout", "rate", "connections", "max_attempts", "retry_after",
     "bounce_limit", "lease_seconds", "verp", "dkim",
 )
 DIGEST_KEYS = (
     "title", "description", "tags", "language", "period", "timezone",
-    "entries", "lookback_days", "sender", "subject",
+    "entries", "lookback_days", "sender", "subject", "schedule", "on_schedule", "when_nothing_new",
 )
 
 
@@ -160,13 +179,31 @@ def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> 
     digests = _digests(fields.get("digests"))
     store_url = environ.get(DATABASE_URL_ENV) or _store_url(fields.get("store"), base)
     delivery = _delivery(fields.get("delivery"), site)
+    run = _run(fields.get("run"), environ)
     if problems or not fields.ok:
         raise Invalid(problems.items)
-    assert content_dir and templates_dir and site and sample and digests and store_url and delivery
+    assert content_dir and templates_dir and site and sample and digests and store_url and delivery and run
     return Config(
         path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"],
-        store_url, delivery, _secrets(environ),
+        store_url, delivery, _secrets(environ), run,
     )
+
+
+def _run(value: Value | None, environ: EnvironMapping[str, str]) -> Run | None:
+    fields = value.mapping(("misfire_grace", "log_level")) if value else None
+    if value is not None and fields is None:
+        return None
+    grace = _decimal(fields, "misfire_grace", Run.misfire_grace, 0) if fields else Run.misfire_grace
+    level = (fields.text("log_level", Run.log_level) if fields else Run.log_level) or ""
+    if fields and level.upper() not in LOG_LEVELS:
+        _error(fields, "log_level", f"'{level}' is not one of {', '.join(LOG_LEVELS)}")
+        return None
+    override = environ.get(LOG_LEVEL_ENV)
+    if override and override.upper() not in LOG_LEVELS:
+        raise NewsletterError(f"{LOG_LEVEL_ENV}={override} is not one of {', '.join(LOG_LEVELS)}")
+    if grace is None or (fields is not None and not fields.ok):
+        return None
+    return Run(misfire_grace=grace, log_level=(override or level).upper())
 
 
 def _store_url(value: Value | None, base: Path) -> str | None:
@@ -367,14 +404,41 @@ def _digest(name: str, value: Value) -> Digest | None:
     lookback = _number(fields, "lookback_days", None, minimum=1)
     sender = _mailbox(fields.get("sender"))
     subject = _subject(fields.get("subject"))
+    schedule = _schedule(fields.get("schedule"), timezone)
+    on_schedule = _choice(fields, "on_schedule", ON_SCHEDULE)
+    when_nothing_new = _choice(fields, "when_nothing_new", WHEN_NOTHING_NEW)
     if not (title and language and period and timezone and sender and subject) or not fields.ok:
         return None
-    if tags is None or max_entries is None or description is None:
+    if tags is None or max_entries is None or description is None or not on_schedule or not when_nothing_new:
+        return None
+    if "schedule" in fields and schedule is None:
         return None
     return Digest(
         name, title, description, tags, language, period, timezone,
-        max_entries, lookback, sender, subject,
+        max_entries, lookback, sender, subject, schedule, on_schedule, when_nothing_new,
     )
+
+
+def _choice(fields: Mapping, key: str, choices: tuple[str, ...]) -> str | None:
+    chosen = fields.text(key, choices[0])
+    if chosen is not None and chosen not in choices:
+        _error(fields, key, f"'{chosen}' is not one of {', '.join(choices)}")
+        return None
+    return chosen
+
+
+def _schedule(value: Value | None, timezone: str | None) -> str | None:
+    if value is None:
+        return None
+    expression = value.text()
+    if expression is None or timezone is None:
+        return None
+    try:
+        trigger(expression, timezone)
+    except ValueError as exc:
+        value.error(str(exc))
+        return None
+    return " ".join(expression.split())
 
 
 def _error(fields: Mapping, key: str, message: str) -> None:

@@ -25,6 +25,12 @@ class Issue:
         return f"{self.digest.name}-{self.period}"
 
     @property
+    def contents(self) -> tuple[str, ...]:
+        """Keys of what the issue holds, to tell a later issue with news from one without."""
+        keys = [f"brief:{self.brief.slug}"] if self.brief else []
+        return tuple(keys + [f"entry:{e.date.iso}|{e.title}" for e in self.entries])
+
+    @property
     def day(self) -> date:
         """The as-of moment as a calendar day in the digest's time zone."""
         return self.as_of.astimezone(self.digest.zone).date()
@@ -37,13 +43,19 @@ def moment(as_of: date | datetime, digest: Digest) -> datetime:
     return as_of if as_of.tzinfo else as_of.replace(tzinfo=digest.zone)
 
 
-def period_of(digest: Digest, day: date) -> str:
-    if digest.period == "daily":
-        return day.isoformat()
+def period_of(digest: Digest, as_of: datetime) -> str:
+    """The name of the period `as_of` falls in, in the digest's time zone: 2022-W30 (weekly),
+    2022-07 (monthly), 2022-07-26 (daily), and for short schedules 2022-07-26T07 (hourly),
+    2022-07-26T0700 (minutely) or 2022-07-26T070002 (secondly)."""
+    local = as_of.astimezone(digest.zone)
+    day = local.date()
+    if digest.period == "weekly":
+        year, week, _ = day.isocalendar()
+        return f"{year:04d}-W{week:02d}"
     if digest.period == "monthly":
         return f"{day.year:04d}-{day.month:02d}"
-    year, week, _ = day.isocalendar()
-    return f"{year:04d}-W{week:02d}"
+    formats = {"daily": "%Y-%m-%d", "hourly": "%Y-%m-%dT%H", "minutely": "%Y-%m-%dT%H%M", "secondly": "%Y-%m-%dT%H%M%S"}
+    return local.strftime(formats[digest.period])
 
 
 def covers(digest: Digest, tags: tuple[str, ...], language: str) -> bool:
@@ -81,4 +93,4 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
             f"digest '{digest.name}' has nothing to send as of {day.isoformat()}: no brief or "
             f"timeline entry in language '{digest.language}' matches its tags on or before that day"
         )
-    return Issue(digest, period_of(digest, day), as_of, brief, entries)
+    return Issue(digest, period_of(digest, as_of), as_of, brief, entries)

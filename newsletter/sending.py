@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from .build import Project
 from .config import Config, Digest, Mailbox
-from .digest import compose, period_of
+from .digest import Issue, compose, period_of
 from .dispatch import Dispatcher, Policy, SendReport
 from .errors import NewsletterError
 from .message import DkimSigner, PreparedMessage, build_message
@@ -42,21 +42,24 @@ def content_hash(rendered: Rendered) -> str:
 def issue_in_store(project: Project, store: Store, digest: Digest, as_of: datetime) -> IssueInStore:
     """The issue of `digest` for the period of `as_of`: built and saved the first time, the
     stored one after that, so a resumed or repeated send never mixes two versions."""
-    period = period_of(digest, as_of.astimezone(digest.zone).date())
-    stored = store.issue(digest.name, period)
+    stored = store.issue(digest.name, period_of(digest, as_of))
     if stored is not None and stored.queued_at is not None:
         return IssueInStore(stored, created=False, changed_since=False)
     issue = compose(project.library, digest, as_of)
     rendered = project.renderer.render(issue)
-    fresh_hash = content_hash(rendered)
     if stored is None:
-        stored, created = store.save_issue(
-            digest.name, issue.period, rendered.subject, rendered.preheader, rendered.html,
-            rendered.text, fresh_hash, as_of,
-        )
+        stored, created = save_issue(store, issue, rendered)
     else:
         created = False
-    return IssueInStore(stored, created, changed_since=stored.content_hash != fresh_hash)
+    return IssueInStore(stored, created, changed_since=stored.content_hash != content_hash(rendered))
+
+
+def save_issue(store: Store, issue: Issue, rendered: Rendered) -> tuple[StoredIssue, bool]:
+    """Record a composed issue; (the stored issue, whether this call created it)."""
+    return store.save_issue(
+        issue.digest.name, issue.period, rendered.subject, rendered.preheader, rendered.html,
+        rendered.text, content_hash(rendered), issue.as_of, issue.contents,
+    )
 
 
 def rendered_from(stored: StoredIssue, digest: Digest) -> Rendered:
@@ -119,10 +122,18 @@ def send_issue(
     """Build or reuse the issue, queue it once, and deliver what is due.
 
     `started(issue, pending)` is called before the first message goes out."""
-    config = project.config
+    in_store = issue_in_store(project, store, digest, as_of)
+    return deliver(project.config, store, in_store, digest, transport_url, progress, stop, started)
+
+
+def deliver(
+    config: Config, store: Store, in_store: IssueInStore, digest: Digest, transport_url: str | None = None,
+    progress: Callable[[int], None] | None = None, stop: threading.Event | None = None,
+    started: Callable[[IssueInStore, int], None] | None = None,
+) -> SendReport:
+    """Queue a stored issue (once) and drain its outbox through the transport."""
     settings = transport_settings(config, transport_url)
     key, _ = signing_key(config, settings)
-    in_store = issue_in_store(project, store, digest, as_of)
     prepared = PreparedMessage(rendered_from(in_store.stored, digest), config.site, signer(config))
 
     def make_transport() -> Transport:
@@ -145,7 +156,7 @@ def send_test_copy(project: Project, store: Store | None, digest: Digest, as_of:
     config = project.config
     settings = transport_settings(config, transport_url)
     key, _ = signing_key(config, settings)
-    stored = store.issue(digest.name, period_of(digest, as_of.astimezone(digest.zone).date())) if store else None
+    stored = store.issue(digest.name, period_of(digest, as_of)) if store else None
     rendered = rendered_from(stored, digest) if stored else project.renderer.render(compose(project.library, digest, as_of))
     now = datetime.now(UTC)
     raw = build_message(

@@ -8,10 +8,11 @@ crash loses no recipient and repeats at most the message that was on the wire.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -110,16 +111,25 @@ def _v1(conn: Connection) -> None:
     _v1_schema.create_all(conn, tables=[t for t in _v1_schema.sorted_tables if t is not schema_version])
 
 
-_V2_COLUMNS = (("lease_owner", sa.String(120)), ("lease_expires", sa.DateTime()))
+# Later versions add columns: (table, column, type).
+_ADDED: dict[int, tuple[tuple[str, str, sa.types.TypeEngine[Any]], ...]] = {
+    # Leases on deliveries, so that two senders never take the same row.
+    2: (("deliveries", "lease_owner", sa.String(120)), ("deliveries", "lease_expires", sa.DateTime())),
+    # What an issue holds (its brief and entries), to tell whether the next one has news.
+    3: (("issues", "items", sa.Text()),),
+}
 
 
-def _v2(conn: Connection) -> None:
-    """Leases on deliveries, so that two senders never take the same row."""
-    for name, kind in _V2_COLUMNS:
-        conn.execute(sa.text(f"ALTER TABLE deliveries ADD COLUMN {name} {kind.compile(dialect=conn.dialect)}"))
+def _adding(version: int) -> Callable[[Connection], None]:
+    def step(conn: Connection) -> None:
+        for table, column, kind in _ADDED[version]:
+            conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column} {kind.compile(dialect=conn.dialect)}"))
+
+    step.__doc__ = f"Version {version}: add {', '.join(f'{t}.{c}' for t, c, _ in _ADDED[version])}."
+    return step
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _v2)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, *(_adding(v) for v in sorted(_ADDED)))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The tables as the code sees them: version 1 and what each later version added.
@@ -127,8 +137,9 @@ metadata = sa.MetaData()
 subscribers, subscriptions, issues, deliveries = (
     _v1_schema.tables[name].to_metadata(metadata) for name in ("subscribers", "subscriptions", "issues", "deliveries")
 )
-for _name, _kind in _V2_COLUMNS:
-    deliveries.append_column(sa.Column(_name, _kind))
+for _version_added in sorted(_ADDED):
+    for _table, _column, _kind in _ADDED[_version_added]:
+        metadata.tables[_table].append_column(sa.Column(_column, _kind))
 
 
 def _version(conn: Connection) -> int:
@@ -186,10 +197,16 @@ class StoredIssue:
     created_at: datetime
     queued_at: datetime | None
     finished_at: datetime | None
+    items: str | None = None  # JSON list of what the issue holds (see `contents`)
 
     @property
     def name(self) -> str:
         return f"{self.digest}-{self.period}"
+
+    @property
+    def contents(self) -> tuple[str, ...]:
+        """Keys of the brief and entries in this issue, as `save_issue` was given them."""
+        return tuple(json.loads(self.items)) if self.items else ()
 
 
 @dataclass(frozen=True)
@@ -474,6 +491,26 @@ class Store:
             row = conn.execute(sa.select(issues).order_by(issues.c.created_at.desc(), issues.c.id.desc())).first()
         return None if row is None else StoredIssue(**row._mapping)
 
+    def previous_issue(self, digest: str, before: datetime) -> StoredIssue | None:
+        """The latest issue of `digest` composed before the moment `before`."""
+        cutoff = before.astimezone(UTC).replace(tzinfo=None)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(issues).where(issues.c.digest == digest, issues.c.as_of < cutoff)
+                .order_by(issues.c.as_of.desc(), issues.c.id.desc())
+            ).first()
+        return None if row is None else StoredIssue(**row._mapping)
+
+    def unfinished_issues(self, digest: str) -> list[StoredIssue]:
+        """Issues of `digest` that were queued and still have deliveries to make."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(issues).where(
+                    issues.c.digest == digest, issues.c.queued_at.is_not(None), issues.c.finished_at.is_(None)
+                ).order_by(issues.c.as_of)
+            ).all()
+        return [StoredIssue(**row._mapping) for row in rows]
+
     def iter_issues(self) -> Iterator[StoredIssue]:
         with self.engine.connect() as conn:
             for row in conn.execute(sa.select(issues).order_by(issues.c.as_of.desc(), issues.c.id.desc())):
@@ -481,7 +518,7 @@ class Store:
 
     def save_issue(
         self, digest: str, period: str, subject: str, preheader: str, html: str, text: str,
-        content_hash: str, as_of: datetime,
+        content_hash: str, as_of: datetime, contents: Sequence[str] = (),
     ) -> tuple[StoredIssue, bool]:
         """Record an issue once per (digest, period); if it exists, return the stored one.
 
@@ -492,6 +529,7 @@ class Store:
                     digest=digest, period=period, subject=subject, preheader=preheader, html=html,
                     text=text, content_hash=content_hash, nonce=uuid.uuid4().hex[:16],
                     as_of=as_of.astimezone(UTC).replace(tzinfo=None), created_at=utcnow(),
+                    items=json.dumps(list(contents)),
                 ))
             created = True
         except sa.exc.IntegrityError:

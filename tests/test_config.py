@@ -53,7 +53,8 @@ BAD_CONFIG = [
     ),
     pytest.param(
         "period: weekly ", "period: fortnightly ", "period:",
-        "digests.weekly.period: 'fortnightly' is not one of daily, weekly, monthly", id="bad period",
+        "digests.weekly.period: 'fortnightly' is not one of monthly, weekly, daily, hourly, minutely, secondly",
+        id="bad period",
     ),
     pytest.param(
         'subject: "{title} {period}: {brief}"', 'subject: "{title}: {headline}"', "subject:",

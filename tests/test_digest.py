@@ -97,12 +97,16 @@ def test_the_as_of_day_is_taken_in_the_digest_time_zone() -> None:
 
 
 @pytest.mark.parametrize(
-    ("period", "day", "expected"),
-    [("weekly", date(2022, 7, 26), "2022-W30"), ("weekly", date(2021, 1, 2), "2020-W53"),
-     ("daily", date(2022, 7, 26), "2022-07-26"), ("monthly", date(2022, 7, 26), "2022-07")],
+    ("period", "when", "expected"),
+    [("weekly", "2022-07-26T07:00", "2022-W30"), ("weekly", "2021-01-02T07:00", "2020-W53"),
+     ("daily", "2022-07-26T07:00", "2022-07-26"), ("monthly", "2022-07-26T07:00", "2022-07"),
+     ("hourly", "2022-07-26T07:59", "2022-07-26T07"), ("minutely", "2022-07-26T07:05:59", "2022-07-26T0705"),
+     ("secondly", "2022-07-26T07:05:09", "2022-07-26T070509"),
+     ("daily", "2022-07-25T22:30+00:00", "2022-07-26")],  # 01:30 the next day in Istanbul
 )
-def test_periods_name_issues(period: str, day: date, expected: str) -> None:
-    assert period_of(replace(DIGEST, period=period), day) == expected
+def test_periods_name_issues(period: str, when: str, expected: str) -> None:
+    digest = replace(DIGEST, period=period)
+    assert period_of(digest, moment(datetime.fromisoformat(when), digest)) == expected
 
 
 def test_compose_is_deterministic() -> None:

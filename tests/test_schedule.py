@@ -1,0 +1,213 @@
+"""`newsletter run`: a real APScheduler, a real store and short schedules."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import load_config
+from newsletter.cron import trigger
+from newsletter.schedule import Runner, on_start
+from newsletter.store import Store
+
+from .conftest import Run
+from .smtp_server import SmtpServer
+
+KEY = "k" * 40
+
+
+def configure(project: Path, schedule: str, period: str, on_schedule: str = "write",
+              when_nothing_new: str = "send", grace: int = 3600) -> Path:
+    """The shipped config with another schedule, period and policy."""
+    path = project / "config.yaml"
+    text = path.read_text(encoding="utf-8")
+    text = text.replace('schedule: "0 7 * * MON"', f'schedule: "{schedule}"')
+    text = re.sub(r"    period: weekly .*", f"    period: {period}", text)
+    text = re.sub(r"    on_schedule: \w+", f"    on_schedule: {on_schedule}", text)
+    text = re.sub(r"    when_nothing_new: \w+", f"    when_nothing_new: {when_nothing_new}", text)
+    text = re.sub(r"misfire_grace: \d+", f"misfire_grace: {grace}", text)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def store_of(project: Path) -> Store:
+    return Store.open(load_config(project / "config.yaml").store_url)
+
+
+def periods(project: Path) -> list[str]:
+    return sorted(issue.period for issue in store_of(project).iter_issues())
+
+
+def run_for(config: Path, seconds: float) -> None:
+    stop = threading.Event()
+    runner = Runner(config, stop)
+    thread = threading.Thread(target=runner.run_forever)
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def test_a_two_second_schedule_makes_consecutive_issues(project: Path) -> None:
+    config = configure(project, "*/2 * * * * *", "secondly")
+    run_for(config, 5.5)
+    found = periods(project)
+    assert len(found) >= 2
+    moments = [datetime.strptime(p, "%Y-%m-%dT%H%M%S") for p in found]
+    assert all(later - earlier == timedelta(seconds=2) for earlier, later in zip(moments, moments[1:]))
+    for period in found:  # each written out once, in its own folder
+        assert (project / "out" / f"weekly-{period}" / "digest.html").exists()
+
+
+def test_a_restart_inside_a_period_makes_no_second_issue(project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = configure(project, "* * * * * *", "monthly")  # fires every second, one issue a month
+    caplog.set_level(logging.INFO, logger="newsletter.run")
+    run_for(config, 2.5)
+    first = periods(project)
+    run_for(config, 2.5)  # a restart
+    assert periods(project) == first and len(first) == 1
+    skipped = [r.message for r in caplog.records if "built already" in r.message]
+    assert len(skipped) >= 3
+
+
+def test_nothing_new_is_skipped_by_default(project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = configure(project, "*/2 * * * * *", "secondly", when_nothing_new="skip")
+    caplog.set_level(logging.INFO, logger="newsletter.run")
+    run_for(config, 4.5)
+    assert len(periods(project)) == 1  # the content did not change between fires
+    assert any("nothing new since weekly-" in r.message for r in caplog.records)
+
+
+def test_on_start_makes_up_a_missed_fire_within_the_grace_and_skips_it_beyond() -> None:
+    schedule = trigger("0 7 * * MON", "Europe/Istanbul")
+    monday = datetime(2026, 11, 23, 4, 0, tzinfo=UTC)  # 07:00 in Istanbul
+    never_built = lambda fire: False  # noqa: E731
+    assert on_start(schedule, monday + timedelta(minutes=50), timedelta(hours=1), never_built).action == "catch-up"
+    late = on_start(schedule, monday + timedelta(hours=3), timedelta(hours=1), never_built)
+    assert (late.action, late.fire) == ("skip", monday)
+    assert on_start(schedule, monday + timedelta(minutes=5), timedelta(hours=1), lambda fire: True).action == "done"
+
+
+def test_a_runner_started_after_a_missed_fire(project: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="newsletter.run")
+    now = datetime.now(UTC)
+    # A yearly schedule: its last fire was months ago, unless today is 1 January.
+    config = configure(project, "0 0 1 1 *", "monthly", grace=400 * 86400)
+    Runner(config, threading.Event()).start_up(now)
+    assert periods(project) == [f"{now.year if now.month > 1 or now.day > 1 else now.year - 1}-01"]
+    assert any(r.message.startswith("catching up weekly: its ") for r in caplog.records)
+
+    caplog.clear()
+    config = configure(project, "0 0 1 1 *", "monthly", grace=3600)
+    config.write_text(config.read_text(encoding="utf-8").replace(".state/newsletter.db", ".state/other.db"))
+    Runner(config, threading.Event()).start_up(now)
+    assert list(store_of(project).iter_issues()) == []  # the other database: nothing made up
+    assert any(re.match(r"skipped weekly-\d{4}-01: its .* run was missed by .*, beyond the grace of 60m", r.message)
+               for r in caplog.records)
+
+
+def subscribe(project: Path, count: int) -> list[str]:
+    store = store_of(project)
+    addresses = [f"reader{n:04d}@example.org" for n in range(count)]
+    for address in addresses:
+        store.add_subscriber(address, "", ["weekly"])
+    return addresses
+
+
+def start_runner(project: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "run", *args], cwd=project,
+        env={**os.environ, "NEWSLETTER_SECRET_KEY": KEY}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def test_two_runners_on_one_database_make_one_issue_and_one_delivery_each(
+    project: Path, smtp_server: SmtpServer
+) -> None:
+    configure(project, "* * * * * *", "monthly", on_schedule="send")
+    addresses = subscribe(project, 60)
+    store_of(project)  # the schema exists before both start
+    runners = [start_runner(project, "--transport", smtp_server.url) for _ in range(2)]
+    smtp_server.wait_for(60, timeout=30)
+    time.sleep(1.5)  # more fires, from both
+    for runner in runners:
+        runner.send_signal(signal.SIGTERM)
+    logs = [runner.communicate(timeout=10)[1] for runner in runners]
+    assert [runner.returncode for runner in runners] == [0, 0], logs
+    assert len(periods(project)) == 1
+    assert Counter(smtp_server.recipients()) == Counter(addresses)
+    assert sum(log.count(" INFO built weekly-") for log in logs) == 1
+
+
+def test_sigterm_during_a_send_stops_cleanly_and_a_restart_finishes_it(
+    project: Path, smtp_server: SmtpServer
+) -> None:
+    configure(project, "* * * * * *", "monthly", on_schedule="send")
+    addresses = subscribe(project, 200)
+    smtp_server.data_delay = 0.01
+    runner = start_runner(project, "--transport", smtp_server.url)
+    smtp_server.wait_for(20, timeout=30)
+    asked = time.monotonic()
+    runner.send_signal(signal.SIGTERM)
+    _, log = runner.communicate(timeout=10)
+    assert runner.returncode == 0, log
+    assert time.monotonic() - asked < 5
+    assert "stopped" in log
+    store = store_of(project)
+    (issue,) = store.iter_issues()
+    counts = store.counts(issue.id)
+    assert counts["sent"] == len(smtp_server.recipients()) < 200  # every message out is recorded
+
+    done = subprocess.run(
+        [sys.executable, "-m", "newsletter", "run", "--once", "--transport", smtp_server.url], cwd=project,
+        env={**os.environ, "NEWSLETTER_SECRET_KEY": KEY}, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"resuming {issue.name}: {200 - counts['sent']} deliveries left" in done.stderr
+    assert Counter(smtp_server.recipients()) == Counter(addresses)  # each exactly once
+
+
+def test_the_schedule_command_lists_the_next_three_runs(project: Path, run: Run) -> None:
+    result = run("schedule")
+    lines = result.stdout.splitlines()
+    assert lines[0] == "weekly: 0 7 * * MON (Europe/Istanbul), send on schedule"
+    assert len(lines) == 4
+    for line in lines[1:]:
+        assert re.fullmatch(r"  Mon \d{4}-\d\d-\d\d 07:00:00 \+0300   \d{4}-\d\d-\d\d 04:00:00 UTC", line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('schedule: "0 7 * * MON"', 'schedule: "0 7 * *"',
+         "digests.weekly.schedule: '0 7 * *' has 4 fields; write MINUTE HOUR DAY MONTH WEEKDAY "
+         "(or SECOND first, six fields), e.g. '0 7 * * MON'"),
+        ('schedule: "0 7 * * MON"', 'schedule: "0 31 * * MON"',
+         "digests.weekly.schedule: '0 31 * * MON': Error validating expression '31': the last value (31) "
+         "is higher than the maximum value (23)"),
+        ("timezone: Europe/Istanbul", "timezone: Europe/Ankara",
+         "digests.weekly.timezone: 'Europe/Ankara' is not an IANA time zone such as Europe/Istanbul"),
+        ("on_schedule: send", "on_schedule: mail", "digests.weekly.on_schedule: 'mail' is not one of write, send"),
+    ],
+)
+def test_check_reports_a_bad_schedule_at_its_line(project: Path, run: Run, old: str, new: str, message: str) -> None:
+    path = project / "config.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    line = next(n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if new in line)
+    result = run("check")
+    assert result.exit_code == 2
+    assert f"config.yaml:{line}: {message}" in result.stdout.splitlines()
