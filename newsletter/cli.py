@@ -294,6 +294,27 @@ def schedule_command(config_path: Path) -> None:
                 click.echo(f"  {local:%a %Y-%m-%d %H:%M:%S %z}   {utc:%Y-%m-%d %H:%M:%S} UTC")
 
 
+# --- the web app ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless told otherwise).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.pass_obj
+def serve(config_path: Path, host: str, port: int) -> None:
+    """Serve subscribe, confirm and unsubscribe pages, the preview, the archive and the feed."""
+    import uvicorn
+
+    from .web import create_app
+
+    with expected_errors():
+        app = create_app(config_path)
+    site = app.state.site
+    if site.key_warning:
+        click.echo(f"warning: {site.key_warning}", err=True)
+    click.echo(f"serving http://{host}:{port}/ (links in messages point to {site.config.site.base_url})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+
+
 # --- subscribers ---------------------------------------------------------------------------------
 
 @cli.group()

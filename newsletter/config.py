@@ -115,6 +115,16 @@ class Run:
 
 
 @dataclass(frozen=True)
+class Web:
+    """The web app (`newsletter serve`)."""
+
+    confirm_hours: int = 48  # how long a confirmation link works
+    subscribe_per_client: int = 10  # subscribe requests an hour from one client address
+    subscribe_per_address: int = 3  # subscribe requests an hour for one email address
+    max_body: int = 16384  # bytes a request may carry
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     content_dir: Path
@@ -128,6 +138,7 @@ class Config:
     delivery: Delivery
     secrets: Secrets
     run: Run = Run()
+    web: Web = Web()
 
     def digest(self, name: str) -> Digest:
         for digest in self.digests:
@@ -141,7 +152,7 @@ class Config:
 
 
 TOP_KEYS = (
-    "content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery", "run",
+    "content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery", "run", "web",
 )
 DELIVERY_KEYS = (
     "transport", "username", "timeout", "rate", "connections", "max_attempts", "retry_after",
@@ -180,13 +191,27 @@ def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> 
     store_url = environ.get(DATABASE_URL_ENV) or _store_url(fields.get("store"), base)
     delivery = _delivery(fields.get("delivery"), site)
     run = _run(fields.get("run"), environ)
+    web = _web(fields.get("web"))
     if problems or not fields.ok:
         raise Invalid(problems.items)
-    assert content_dir and templates_dir and site and sample and digests and store_url and delivery and run
+    assert content_dir and templates_dir and site and sample and digests and store_url and delivery and run and web
     return Config(
         path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"],
-        store_url, delivery, _secrets(environ), run,
+        store_url, delivery, _secrets(environ), run, web,
     )
+
+
+def _web(value: Value | None) -> Web | None:
+    if value is None:
+        return Web()
+    keys = ("confirm_hours", "subscribe_per_client", "subscribe_per_address", "max_body")
+    fields = value.mapping(keys)
+    if fields is None:
+        return None
+    numbers = {key: _number(fields, key, getattr(Web, key), 1) for key in keys}
+    if None in numbers.values() or not fields.ok:
+        return None
+    return Web(**{key: int(number or 0) for key, number in numbers.items()})
 
 
 def _run(value: Value | None, environ: EnvironMapping[str, str]) -> Run | None:

@@ -239,3 +239,26 @@ def build_message(
 ) -> bytes:
     """One message on its own (a preview or a test copy); senders reuse a PreparedMessage."""
     return PreparedMessage(rendered, site).for_recipient(recipient, unsubscribe_token, message_id, date)
+
+
+def single_message(rendered: Rendered, recipient: Mailbox, message_id: str, date: datetime) -> bytes:
+    """A one-off message that is not an issue (the subscription confirmation): no list headers,
+    since it is not list mail; plaintext first, HTML last, as every message we send."""
+    msg = EmailMessage(policy=SMTP_POLICY)
+    sender = rendered.digest.sender
+    msg["From"] = Address(header_value(sender.name, "sender name"), addr_spec=sender.address)
+    _address_header(recipient)  # the same checks as for an issue
+    msg["To"] = Address(recipient.name, addr_spec=recipient.address)
+    msg["Subject"] = header_value(rendered.subject, "subject")
+    msg["Date"] = format_datetime(date)
+    msg["Message-ID"] = header_value(message_id, "Message-ID")
+    msg["Content-Language"] = rendered.digest.language
+    msg.set_content(_qp_safe(rendered.text), subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(_qp_safe(rendered.html), subtype="html", charset="utf-8", cte="quoted-printable")
+    for part in msg.iter_parts():
+        del part["MIME-Version"]
+    return msg.as_bytes()
+
+
+def _qp_safe(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"

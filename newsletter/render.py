@@ -31,11 +31,23 @@ HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
 STYLESHEET = "digest.css"
 LABELS = "labels.yaml"
-LABEL_KEYS = (
+DIGEST_LABELS = (
     "months", "date_day", "date_month", "date_part", "early", "mid", "late",
-    "issue", "brief", "by", "list_and", "comma", "semicolon", "key_points", "about_authors", "related", "timeline",
-    "actors", "sources", "read_brief", "footer", "unsubscribe", "archive", "links",
+    "issue", "brief", "by", "list_and", "comma", "semicolon", "key_points", "about_authors", "related",
+    "timeline", "actors", "sources", "read_brief", "footer", "unsubscribe", "archive", "links",
 )
+WEB_LABELS = (
+    "site_name", "skip_to_content", "email_label", "name_label", "subscribe_button", "archive_link",
+    "feed_link", "preview_link", "back_home", "check_inbox_title", "check_inbox_text", "confirm_title",
+    "confirm_text", "confirm_button", "confirmed_title", "confirmed_text", "unsubscribe_title",
+    "unsubscribe_text", "unsubscribe_button", "unsubscribed_title", "unsubscribed_text", "test_copy_text",
+    "bad_link_title", "preview_of", "preview_views", "view_html", "view_text", "view_headers",
+    "as_of_label", "as_of_button", "content_problems_title", "content_problems_text", "issues_title",
+    "no_issues", "too_many_title", "too_many_text", "too_large_title", "too_large_text", "not_found_title",
+    "not_found_text", "method_title", "method_text", "bad_form_title", "confirm_mail_subject",
+    "confirm_mail_intro", "confirm_mail_action", "confirm_mail_ignore",
+)
+LABEL_KEYS = DIGEST_LABELS + WEB_LABELS
 TEXT_WIDTH = 72
 
 
@@ -178,6 +190,22 @@ class Renderer:
             raise TemplateError(Path(exc.filename or name), exc.lineno, "template", exc.message or "syntax error") from None
         except jinja2.TemplateNotFound:
             raise NewsletterError(f"template not found: {self.templates_dir / name}") from None
+
+    def page(self, name: str, context: dict[str, Any]) -> str:
+        """A web page or a small message from `templates/` (autoescaped, StrictUndefined)."""
+        return self._render(self._template(name), context)
+
+    def confirmation(self, digest: Digest, link: str, hours: int) -> Rendered:
+        """The double opt-in message: subject, plaintext and HTML, in the digest's language."""
+        labels = self.labels_for(digest.language)
+        subject = str(labels.confirm_mail_subject).format(title=digest.title)
+        rtl = digest.direction == "rtl"
+        context = {
+            "digest": digest, "labels": labels, "link": link, "hours": hours, "subject": subject,
+            "lang": digest.language, "dir": digest.direction, "start": "right" if rtl else "left",
+        }
+        text = _tidy_text(self.page("confirm.txt", context))
+        return Rendered(f"{digest.name}-confirm", digest, subject, subject, self.page("confirm.html", context), text)
 
     def labels_for(self, language: str) -> Labels:
         return self.labels.get(language) or self.labels.get(language.split("-")[0]) or self.labels["en"]

@@ -19,7 +19,7 @@ from .config import Config, Digest, Mailbox
 from .digest import Issue, compose, period_of
 from .dispatch import Dispatcher, Policy, SendReport
 from .errors import NewsletterError
-from .message import DkimSigner, PreparedMessage, build_message
+from .message import DkimSigner, PreparedMessage, build_message, single_message
 from .render import Rendered
 from .store import Store, StoredIssue
 from .tokens import unsubscribe_token
@@ -169,3 +169,16 @@ def send_test_copy(project: Project, store: Store | None, digest: Digest, as_of:
     with open_transport(settings, config.path.parent) as transport:
         transport.send(digest.sender.address, to.address, raw)
         return rendered.subject, transport.name
+
+
+def send_confirmation(project: Project, digest: Digest, to: Mailbox, link: str, hours: int) -> None:
+    """The double opt-in message, through the configured transport."""
+    config = project.config
+    rendered = project.renderer.confirmation(digest, link, hours)
+    now = datetime.now(UTC)
+    raw = single_message(rendered, to, f"<{digest.name}.confirm.{secrets.token_hex(8)}@{config.site.domain}>", now)
+    sig = signer(config)
+    if sig is not None:
+        raw = sig.sign(raw)
+    with open_transport(transport_settings(config), config.path.parent) as transport:
+        transport.send(digest.sender.address, to.address, raw)

@@ -375,6 +375,62 @@ class Store:
         ).scalars().all()
         return Subscriber(row.id, row.address, row.name, row.status, tuple(digests), row.created_at)
 
+    def request_subscription(self, address: str, name: str, digest: str) -> int | None:
+        """A subscription someone asked for on the web, pending until confirmed.
+
+        Returns the subscription to confirm, or None when the address already receives the
+        digest (nothing to confirm). Someone who left earlier may come back this way: they ask
+        for it themselves, and only their confirmation makes it active."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(subscribers).where(subscribers.c.address == address.lower())).first()
+            if row is None:
+                inserted = conn.execute(subscribers.insert().values(
+                    address=address.lower(), name=name, status="pending", created_at=now, updated_at=now
+                )).inserted_primary_key
+                assert inserted is not None
+                subscriber_id, subscriber_status = int(inserted[0]), "pending"
+            else:
+                subscriber_id, subscriber_status = row.id, row.status
+            existing = conn.execute(sa.select(subscriptions).where(
+                subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.digest == digest
+            )).first()
+            if existing is not None and existing.status == "active" and subscriber_status == "active":
+                return None
+            if existing is None:
+                inserted = conn.execute(subscriptions.insert().values(
+                    subscriber_id=subscriber_id, digest=digest, status="pending", created_at=now, updated_at=now
+                )).inserted_primary_key
+                assert inserted is not None
+                return int(inserted[0])
+            if existing.status != "pending":
+                conn.execute(subscriptions.update().where(subscriptions.c.id == existing.id)
+                             .values(status="pending", updated_at=now))
+            return int(existing.id)
+
+    def confirm_subscription(self, subscription_id: int) -> tuple[Subscriber, str] | None:
+        """Make a requested subscription active (and its subscriber); the same again is harmless.
+        Returns the subscriber and the digest, or None for an unknown subscription."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+            if row is None:
+                return None
+            conn.execute(subscriptions.update().where(subscriptions.c.id == row.id).values(status="active", updated_at=now))
+            conn.execute(
+                subscribers.update().where(subscribers.c.id == row.subscriber_id, subscribers.c.status != "active")
+                .values(status="active", bounces=0, updated_at=now)
+            )
+            return self._subscriber(conn, row.subscriber_id), str(row.digest)
+
+    def subscription(self, subscription_id: int) -> tuple[Subscriber, str, str] | None:
+        """(subscriber, digest, subscription status) for a subscription id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
+            if row is None:
+                return None
+            return self._subscriber(conn, row.subscriber_id), str(row.digest), str(row.status)
+
     def remove_subscriber(self, address: str, digest: str | None = None) -> Subscriber | None:
         """Unsubscribe from one digest, or from all; the row stays, marked, so that a later
         import does not sign the address up again. None if the address is unknown."""

@@ -68,3 +68,17 @@ def read_confirm_token(key: bytes, token: str, now: int, max_age: int) -> int:
     if age > max_age or age < -300:
         raise TokenError("this confirmation link has expired: subscribe again to get a new one")
     return int(subscription)
+
+
+def form_token(key: bytes, nonce: str, issued: int) -> str:
+    """A CSRF token for a form: bound to the browser's nonce cookie and to when it was issued."""
+    return sign(key, "form", nonce, format(issued, "x"))
+
+
+def read_form_token(key: bytes, token: str, nonce: str, now: int, max_age: int) -> None:
+    """Accept a form only from a page we served to this browser recently."""
+    bound, issued = verify(key, "form", token, 2)
+    if not hmac.compare_digest(bound, nonce):
+        raise TokenError("this form was not sent from this browser: reload the page and try again")
+    if now - int(issued, 16) > max_age:
+        raise TokenError("this form is too old: reload the page and try again")
