@@ -246,27 +246,32 @@ def _load_timeline(path: Path, problems: Problems) -> list[TimelineEntry]:
     text = _read(path, problems)
     root = parse(text, path, problems) if text is not None else None
     values = root.items() if root else None
-    entries: list[TimelineEntry] = []
-    for value in values or []:
-        before = len(problems.items)
-        fields = value.mapping(ENTRY_KEYS, ENTRY_REQUIRED)
-        if fields is None:
-            continue
-        fuzzy = _fuzzy(fields.get("date"))
-        title = _plain(fields, "title")
-        summary = _markdown(fields.get("summary"), one_paragraph=True)
-        actors = fields.texts("actors")
-        tags = _tags(fields.get("tags"))
-        sources = _sources(fields.get("sources"))
-        language = _language(fields.get("language"))
-        if len(problems.items) > before or not fields.ok:
-            continue
-        assert fuzzy and title and summary and actors is not None and tags is not None
-        assert sources is not None and language
-        entries.append(
-            TimelineEntry(fuzzy, title, summary, actors, tags, sources, language, path, value.line)
-        )
-    return entries
+    return [entry for value in values or [] if (entry := read_entry(value, problems)) is not None]
+
+
+def read_entry(value: Value, problems: Problems) -> TimelineEntry | None:
+    """One timeline entry (a mapping), checked; None after recording its problems."""
+    before = len(problems.items)
+    fields = value.mapping(ENTRY_KEYS, ENTRY_REQUIRED)
+    if fields is None:
+        return None
+    fuzzy = _fuzzy(fields.get("date"))
+    title = _plain(fields, "title")
+    summary = _markdown(fields.get("summary"), one_paragraph=True)
+    actors = fields.texts("actors")
+    tags = _tags(fields.get("tags"))
+    sources = _sources(fields.get("sources"))
+    language = _language(fields.get("language"))
+    if len(problems.items) > before or not fields.ok:
+        return None
+    assert fuzzy and title and summary and actors is not None and tags is not None
+    assert sources is not None and language
+    return TimelineEntry(fuzzy, title, summary, actors, tags, sources, language, value.file, value.line)
+
+
+def read_brief(path: Path, problems: Problems) -> Brief | None:
+    """One brief file, checked (its related briefs are resolved only within a library)."""
+    return _load_brief(path, problems)
 
 
 def _read(path: Path, problems: Problems) -> str | None:
