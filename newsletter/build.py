@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from .config import Config, Digest, load_config
 from .content import Library, load_library
+from .drafts import trusted_entries
 from .digest import Issue, compose
 from .message import build_message, preview_message_id, unsubscribe_url
 from .render import UNSUBSCRIBE_URL, Rendered, Renderer
@@ -30,7 +31,10 @@ class Project:
     @classmethod
     def load(cls, config_path: Path) -> Project:
         config = load_config(config_path)
-        return cls(config, load_library(config.content_dir), Renderer(config.templates_dir, config.site.base_url))
+        library = load_library(config.content_dir)
+        if any(d.include_drafts == "trusted" for d in config.digests):
+            library = replace(library, trusted_drafts=tuple(trusted_entries(config.content_dir)))
+        return cls(config, library, Renderer(config.templates_dir, config.site.base_url))
 
     def issue(self, digest: Digest, as_of: datetime) -> tuple[Issue, Rendered]:
         issue = compose(self.library, digest, as_of)

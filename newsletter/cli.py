@@ -315,6 +315,91 @@ def serve(config_path: Path, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
 
 
+# --- fresh content: feeds, imports, drafts --------------------------------------------------------
+
+@cli.command()
+@click.option("--feed", "feed_names", metavar="NAME", multiple=True, help="Read only this feed; repeat for several.")
+@click.pass_obj
+def ingest(config_path: Path, feed_names: tuple[str, ...]) -> None:
+    """Read the feeds in config.yaml and draft a timeline entry for each new matching item."""
+    from .ingest import ingest as run_ingest
+
+    with expected_errors():
+        config = load_config(config_path)
+        feeds = config.ingest.feeds
+        if not feeds:
+            raise NewsletterError(f"no feeds under `ingest: feeds:` in {display_path(config_path)}")
+        unknown = [n for n in feed_names if n not in {f.name for f in feeds}]
+        if unknown:
+            raise NewsletterError(f"unknown feed {', '.join(unknown)} (known: {', '.join(f.name for f in feeds)})")
+        chosen = [f for f in feeds if not feed_names or f.name in feed_names]
+        reports = run_ingest(config, _open_store(config), chosen)
+    failed = 0
+    for report in reports:
+        if report.status not in ("ok", "not modified"):
+            failed += 1
+            click.echo(f"{report.feed}: {report.status}", err=True)
+            continue
+        click.echo(
+            f"{report.feed}: {report.status}, {report.items} items, {report.matched} matched, "
+            f"{len(report.drafted)} new drafts, {len(report.merged)} merged, {report.known} known"
+        )
+        for identifier in report.kept_edits:
+            click.echo(f"  {identifier}: edited by hand, left as it is", err=True)
+    drafted = sum(len(r.drafted) for r in reports)
+    if drafted:
+        click.echo(f"{drafted} new drafts: see `newsletter drafts list`")
+    if failed:
+        raise Failure(f"{failed} of {len(reports)} feeds could not be read")
+
+
+@cli.group()
+def drafts() -> None:
+    """Review drafts: list them, approve one into the content, or reject it."""
+
+
+@drafts.command("list")
+@click.pass_obj
+def drafts_list(config_path: Path) -> None:
+    """Every draft: id, kind, date, title, and whether it is trusted, edited or has problems."""
+    from .drafts import all_drafts
+
+    with expected_errors():
+        found = all_drafts(load_config(config_path).content_dir)
+    for draft in found:
+        marks = [m for m, on in (("trusted", draft.trusted), ("edited", draft.edited and draft.kind == "entry"),
+                                 ("has problems", bool(draft.problems))) if on]
+        click.echo("\t".join((draft.id, draft.kind, draft.date or "-", draft.title, ", ".join(marks) or "-")))
+        for problem in draft.problems:
+            click.echo(f"  {problem}", err=True)
+    click.echo(f"{len(found)} draft{'s' if len(found) != 1 else ''}", err=True)
+
+
+@drafts.command("approve")
+@click.argument("draft_id", metavar="ID")
+@click.option("--into", type=click.Path(path_type=Path, dir_okay=False), help="Timeline file to add an entry to (default: content/timeline/approved.yaml).")
+@click.pass_obj
+def drafts_approve(config_path: Path, draft_id: str, into: Path | None) -> None:
+    """Publish a draft: it must pass every check, or nothing changes."""
+    from .drafts import approve
+
+    with expected_errors():
+        target = approve(load_config(config_path).content_dir, draft_id, into)
+    click.echo(f"approved {draft_id}: now in {display_path(target)}")
+
+
+@drafts.command("reject")
+@click.argument("draft_id", metavar="ID")
+@click.pass_obj
+def drafts_reject(config_path: Path, draft_id: str) -> None:
+    """Drop a draft (an entry's sources are remembered so it is not proposed again)."""
+    from .drafts import reject
+
+    with expected_errors():
+        reject(load_config(config_path).content_dir, draft_id)
+    click.echo(f"rejected {draft_id}")
+
+
 # --- subscribers ---------------------------------------------------------------------------------
 
 @cli.group()

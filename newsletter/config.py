@@ -20,6 +20,7 @@ from .yamlsource import Mapping, Problems, Value, hint, parse
 PERIODS = ("monthly", "weekly", "daily", "hourly", "minutely", "secondly")
 ON_SCHEDULE = ("write", "send")
 WHEN_NOTHING_NEW = ("skip", "send")
+INCLUDE_DRAFTS = ("none", "trusted")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LOG_LEVEL_ENV = "NEWSLETTER_LOG_LEVEL"
 SUBJECT_FIELDS = ("title", "brief", "period", "date", "entries")
@@ -56,6 +57,7 @@ class Digest:
     schedule: str | None = None  # a crontab expression, read in `timezone`
     on_schedule: str = "write"  # write the issue out, or write it and send it
     when_nothing_new: str = "skip"  # a scheduled issue with no new entry and no new brief
+    include_drafts: str = "none"  # "trusted": timeline drafts marked trusted go out too
 
     @property
     def direction(self) -> str:
@@ -125,6 +127,26 @@ class Web:
 
 
 @dataclass(frozen=True)
+class Feed:
+    """A news feed `newsletter ingest` reads, and the rule an item must pass to be drafted."""
+
+    name: str
+    url: str  # http(s), or file: for a feed on disk
+    publisher: str | None  # shown as the source's publisher (default: the feed's own title)
+    all_of: tuple[str, ...]  # every one of these words or phrases, in title or summary
+    any_of: tuple[str, ...]  # at least one of these (when given)
+    none_of: tuple[str, ...]  # none of these
+    tags: tuple[str, ...]
+    trusted: bool  # its drafts may go out in digests that include trusted drafts
+
+
+@dataclass(frozen=True)
+class Ingest:
+    timeout: float = 20.0
+    feeds: tuple[Feed, ...] = ()
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     content_dir: Path
@@ -139,6 +161,7 @@ class Config:
     secrets: Secrets
     run: Run = Run()
     web: Web = Web()
+    ingest: Ingest = Ingest()
 
     def digest(self, name: str) -> Digest:
         for digest in self.digests:
@@ -153,6 +176,7 @@ class Config:
 
 TOP_KEYS = (
     "content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery", "run", "web",
+    "ingest",
 )
 DELIVERY_KEYS = (
     "transport", "username", "timeout", "rate", "connections", "max_attempts", "retry_after",
@@ -161,6 +185,7 @@ DELIVERY_KEYS = (
 DIGEST_KEYS = (
     "title", "description", "tags", "language", "period", "timezone",
     "entries", "lookback_days", "sender", "subject", "schedule", "on_schedule", "when_nothing_new",
+    "include_drafts",
 )
 
 
@@ -192,12 +217,72 @@ def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> 
     delivery = _delivery(fields.get("delivery"), site)
     run = _run(fields.get("run"), environ)
     web = _web(fields.get("web"))
+    ingest = _ingest(fields.get("ingest"), base)
     if problems or not fields.ok:
         raise Invalid(problems.items)
     assert content_dir and templates_dir and site and sample and digests and store_url and delivery and run and web
+    assert ingest
     return Config(
         path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"],
-        store_url, delivery, _secrets(environ), run, web,
+        store_url, delivery, _secrets(environ), run, web, ingest,
+    )
+
+
+FEED_KEYS = ("name", "url", "publisher", "all", "any", "none", "tags", "trusted")
+
+
+def _ingest(value: Value | None, base: Path) -> Ingest | None:
+    if value is None:
+        return Ingest()
+    fields = value.mapping(("timeout", "feeds"))
+    if fields is None:
+        return None
+    timeout = _decimal(fields, "timeout", Ingest.timeout, 0.1)
+    listed = fields.get("feeds")
+    items = listed.items() if listed else []
+    if items is None:
+        return None
+    feeds = [_feed(item, base) for item in items]
+    names = [f.name for f in feeds if f]
+    for item, feed in zip(items, feeds, strict=True):
+        if feed and names.count(feed.name) > 1:
+            item.error(f"another feed is also named '{feed.name}'")
+            return None
+    if timeout is None or not fields.ok or None in feeds:
+        return None
+    return Ingest(timeout, tuple(f for f in feeds if f))
+
+
+def _feed(value: Value, base: Path) -> Feed | None:
+    fields = value.mapping(FEED_KEYS, ("name", "url"))
+    if fields is None:
+        return None
+    name = fields.text("name")
+    if name and not TAG.match(name):
+        _error(fields, "name", f"feed name '{name}' must be lowercase letters, digits and '-'")
+        name = None
+    url = fields.text("url")
+    if url:
+        scheme = urlsplit(url).scheme
+        if scheme == "file":
+            url = "file:" + str((base / url.removeprefix("file:").removeprefix("//")).resolve())
+        elif scheme not in ("http", "https") or not urlsplit(url).netloc:
+            _error(fields, "url", f"'{url}' is not an http(s) address or a file: path")
+            url = None
+    words = {key: fields.texts(key) for key in ("all", "any", "none")}
+    tags_value = fields.get("tags")
+    tags = tags_value.texts() if tags_value else ()
+    if tags and any(not TAG.match(t) for t in tags):
+        _error(fields, "tags", f"tags are lowercase words joined by '-': {', '.join(tags)}")
+        tags = None
+    trusted_value = fields.get("trusted")
+    trusted = trusted_value.boolean() if trusted_value else False
+    publisher = _header_text(fields.get("publisher"))
+    if not (name and url) or tags is None or trusted is None or None in words.values() or not fields.ok:
+        return None
+    return Feed(
+        name, url, publisher, tuple(words["all"] or ()), tuple(words["any"] or ()), tuple(words["none"] or ()),
+        tuple(tags), trusted,
     )
 
 
@@ -432,15 +517,18 @@ def _digest(name: str, value: Value) -> Digest | None:
     schedule = _schedule(fields.get("schedule"), timezone)
     on_schedule = _choice(fields, "on_schedule", ON_SCHEDULE)
     when_nothing_new = _choice(fields, "when_nothing_new", WHEN_NOTHING_NEW)
+    include_drafts = _choice(fields, "include_drafts", INCLUDE_DRAFTS)
     if not (title and language and period and timezone and sender and subject) or not fields.ok:
         return None
     if tags is None or max_entries is None or description is None or not on_schedule or not when_nothing_new:
+        return None
+    if not include_drafts:
         return None
     if "schedule" in fields and schedule is None:
         return None
     return Digest(
         name, title, description, tags, language, period, timezone,
-        max_entries, lookback, sender, subject, schedule, on_schedule, when_nothing_new,
+        max_entries, lookback, sender, subject, schedule, on_schedule, when_nothing_new, include_drafts,
     )
 
 

@@ -114,6 +114,7 @@ class Library:
     root: Path
     briefs: tuple[Brief, ...]
     timeline: tuple[TimelineEntry, ...]
+    trusted_drafts: tuple[TimelineEntry, ...] = ()  # for digests with `include_drafts: trusted`
 
 
 def parse_fuzzy_date(raw: str) -> FuzzyDate:

@@ -80,8 +80,9 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
     ]
     brief = max(briefs, key=lambda b: (b.date, b.slug)) if briefs else None
     oldest = day - timedelta(days=digest.lookback_days) if digest.lookback_days else date.min
+    pool = library.timeline + (library.trusted_drafts if digest.include_drafts == "trusted" else ())
     candidates = [
-        e for e in library.timeline
+        e for e in pool
         if e.date.start <= day and e.date.end >= oldest and covers(digest, e.tags, e.language)
     ]
     candidates.sort(

@@ -87,8 +87,12 @@ def _dump(data: Any) -> str:
 def draft_id(date: str, title: str) -> str:
     """`20220612-ankara-exposes-an-iranian-ring`: sortable, readable, safe in a file name."""
     day = re.sub(r"[^0-9]", "", date)[:8] or "undated"
-    words = re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:48].rstrip("-")
-    return f"{day}-{words or 'entry'}"
+    slug = ""
+    for word in re.sub(r"[^a-z0-9]+", " ", title.lower()).split():
+        if len(slug) + len(word) + 1 > 48:
+            break
+        slug = f"{slug}-{word}" if slug else word
+    return f"{day}-{slug or 'entry'}"
 
 
 def write_entry(

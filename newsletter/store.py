@@ -129,7 +129,24 @@ def _adding(version: int) -> Callable[[Connection], None]:
     return step
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, *(_adding(v) for v in sorted(_ADDED)))
+# Version 4: what each news feed answered last, for conditional GETs (ETag, Last-Modified).
+_v4_schema = sa.MetaData()
+sa.Table(
+    "feeds", _v4_schema,
+    sa.Column("url", sa.String(1000), primary_key=True),
+    sa.Column("etag", sa.String(500)),
+    sa.Column("last_modified", sa.String(100)),
+    sa.Column("checked_at", sa.DateTime),
+    sa.Column("status", sa.String(200)),  # "ok", "not modified", or what went wrong
+)
+
+
+def _v4(conn: Connection) -> None:
+    """Feeds: the validators each news feed sent last."""
+    _v4_schema.create_all(conn)
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _adding(2), _adding(3), _v4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The tables as the code sees them: version 1 and what each later version added.
@@ -140,6 +157,7 @@ subscribers, subscriptions, issues, deliveries = (
 for _version_added in sorted(_ADDED):
     for _table, _column, _kind in _ADDED[_version_added]:
         metadata.tables[_table].append_column(sa.Column(_column, _kind))
+feeds = _v4_schema.tables["feeds"].to_metadata(metadata)
 
 
 def _version(conn: Connection) -> int:
@@ -566,6 +584,22 @@ class Store:
                 ).order_by(issues.c.as_of)
             ).all()
         return [StoredIssue(**row._mapping) for row in rows]
+
+    def feed_validators(self, url: str) -> tuple[str | None, str | None]:
+        """(ETag, Last-Modified) the feed sent last time, for a conditional GET."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(feeds.c.etag, feeds.c.last_modified).where(feeds.c.url == url)).first()
+        return (None, None) if row is None else (row.etag, row.last_modified)
+
+    def record_feed(self, url: str, status: str, etag: str | None = None, last_modified: str | None = None) -> None:
+        """What a fetch of the feed gave; validators are kept unless new ones came."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            values: dict[str, Any] = {"checked_at": now, "status": status[:200]}
+            if etag is not None or last_modified is not None:
+                values.update(etag=etag, last_modified=last_modified)
+            if conn.execute(feeds.update().where(feeds.c.url == url).values(**values)).rowcount == 0:
+                conn.execute(feeds.insert().values(url=url, **values))
 
     def iter_issues(self) -> Iterator[StoredIssue]:
         with self.engine.connect() as conn:
