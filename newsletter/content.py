@@ -324,18 +324,11 @@ def _markdown(value: Value | None, one_paragraph: bool = False) -> str | None:
 
 
 def _plain_date(value: Value | None) -> date | None:
-    if value is None:
-        return None
-    raw = value.text()
-    if raw is None:
-        return None
-    try:
-        fuzzy = parse_fuzzy_date(raw)
-    except ValueError as exc:
-        value.error(str(exc))
+    fuzzy = _fuzzy(value)
+    if value is None or fuzzy is None:
         return None
     if fuzzy.precision != "day":
-        value.error(f"'{raw}' must be a full date (YYYY-MM-DD)")
+        value.error(f"'{fuzzy.iso}' must be a full date (YYYY-MM-DD)")
         return None
     return fuzzy.start
 

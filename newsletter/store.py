@@ -734,25 +734,25 @@ class Store:
             if delivery.bounces:
                 conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))
 
+    @staticmethod
+    def _attempted(conn: Connection, delivery: Delivery, status: str, error: str, message_id: str,
+                   retry_at: datetime | None, now: datetime) -> None:
+        """Record an attempt that did not deliver, and give the row back."""
+        conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(
+            status=status, attempts=delivery.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at,
+            message_id=message_id, updated_at=now, lease_owner=None, lease_expires=None,
+        ))
+
     def mark_deferred(self, delivery: Delivery, error: str, retry_at: datetime, message_id: str) -> None:
-        now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(
-                status="deferred", attempts=delivery.attempts + 1, last_error=error[:2000],
-                next_attempt_at=retry_at, message_id=message_id, updated_at=now,
-                lease_owner=None, lease_expires=None,
-            ))
+            self._attempted(conn, delivery, "deferred", error, message_id, retry_at, utcnow())
 
     def mark_failed(self, delivery: Delivery, error: str, message_id: str, bounce_limit: int | None) -> bool:
         """A permanent failure. With `bounce_limit`, it counts towards bouncing the address;
         returns True when this failure marked the subscriber bounced."""
         now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(
-                status="failed", attempts=delivery.attempts + 1, last_error=error[:2000],
-                message_id=message_id, updated_at=now, next_attempt_at=None,
-                lease_owner=None, lease_expires=None,
-            ))
+            self._attempted(conn, delivery, "failed", error, message_id, None, now)
             if bounce_limit is None:
                 return False
             conn.execute(

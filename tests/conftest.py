@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from newsletter.cli import cli
+from newsletter.config import load_config
+from newsletter.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -48,4 +50,18 @@ def run() -> Run:
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
-from .smtp_server import make_smtp_server, smtp_server  # noqa: F401  (fixtures)
+def store_of(project: Path) -> Store:
+    """The store the project's config.yaml names."""
+    return Store.open(load_config(project / "config.yaml").store_url)
+
+
+def add_subscribers(project: Path, count: int, digest: str = "weekly") -> list[str]:
+    """`count` active subscribers of `digest`; their addresses, in order."""
+    store = store_of(project)
+    addresses = [f"reader{n:05d}@example.org" for n in range(count)]
+    for address in addresses:
+        store.add_subscriber(address, "", [digest])
+    return addresses
+
+
+from .smtp_server import make_smtp_server, smtp_server  # noqa: E402, F401  (fixtures)

@@ -16,12 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
 from newsletter.cron import trigger
 from newsletter.schedule import Runner, on_start
-from newsletter.store import Store
 
-from .conftest import Run
+from .conftest import Run, add_subscribers, store_of
 from .smtp_server import SmtpServer
 
 KEY = "k" * 40
@@ -40,9 +38,6 @@ def configure(project: Path, schedule: str, period: str, on_schedule: str = "wri
     path.write_text(text, encoding="utf-8")
     return path
 
-
-def store_of(project: Path) -> Store:
-    return Store.open(load_config(project / "config.yaml").store_url)
 
 
 def periods(project: Path) -> list[str]:
@@ -118,13 +113,6 @@ def test_a_runner_started_after_a_missed_fire(project: Path, caplog: pytest.LogC
                for r in caplog.records)
 
 
-def subscribe(project: Path, count: int) -> list[str]:
-    store = store_of(project)
-    addresses = [f"reader{n:04d}@example.org" for n in range(count)]
-    for address in addresses:
-        store.add_subscriber(address, "", ["weekly"])
-    return addresses
-
 
 def start_runner(project: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
@@ -137,7 +125,7 @@ def test_two_runners_on_one_database_make_one_issue_and_one_delivery_each(
     project: Path, smtp_server: SmtpServer
 ) -> None:
     configure(project, "* * * * * *", "monthly", on_schedule="send")
-    addresses = subscribe(project, 60)
+    addresses = add_subscribers(project, 60)
     store_of(project)  # the schema exists before both start
     runners = [start_runner(project, "--transport", smtp_server.url) for _ in range(2)]
     smtp_server.wait_for(60, timeout=30)
@@ -155,7 +143,7 @@ def test_sigterm_during_a_send_stops_cleanly_and_a_restart_finishes_it(
     project: Path, smtp_server: SmtpServer
 ) -> None:
     configure(project, "* * * * * *", "monthly", on_schedule="send")
-    addresses = subscribe(project, 200)
+    addresses = add_subscribers(project, 200)
     smtp_server.data_delay = 0.01
     runner = start_runner(project, "--transport", smtp_server.url)
     smtp_server.wait_for(20, timeout=30)

@@ -15,10 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
-from newsletter.store import Store
 
-from .conftest import Run
+from .conftest import Run, add_subscribers, store_of
 from .smtp_server import SmtpServer
 
 KEY = "k" * 40
@@ -31,16 +29,6 @@ def sender(project: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return project
 
 
-def store_of(project: Path) -> Store:
-    return Store.open(load_config(project / "config.yaml").store_url)
-
-
-def add_many(project: Path, count: int) -> list[str]:
-    store = store_of(project)
-    addresses = [f"reader{n:05d}@example.org" for n in range(count)]
-    for address in addresses:
-        store.add_subscriber(address, "", ["weekly"])
-    return addresses
 
 
 def test_import_then_send_delivers_exactly_once_to_a_real_server(
@@ -69,7 +57,7 @@ def test_import_then_send_delivers_exactly_once_to_a_real_server(
 
 
 def test_a_test_copy_touches_no_delivery(sender: Path, run: Run, smtp_server: SmtpServer) -> None:
-    add_many(sender, 3)
+    add_subscribers(sender, 3)
     result = run("send", "--as-of", "2022-07-30", "--to", "Editor@Example.org", "--transport", smtp_server.url)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"test copy of weekly sent to editor@example.org via {smtp_server.url}: ")
@@ -81,7 +69,7 @@ def test_the_shipped_config_sends_into_a_maildir_without_a_secret(
     project: Path, run: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("NEWSLETTER_SECRET_KEY", raising=False)
-    add_many(project, 3)
+    add_subscribers(project, 3)
     result = run("send", "--as-of", "2022-07-30")
     assert result.exit_code == 0, result.output
     assert "NEWSLETTER_SECRET_KEY is not set" in result.stderr
@@ -98,7 +86,7 @@ def test_real_mail_needs_the_signing_key(project: Path, run: Run, monkeypatch: p
 
 
 def test_a_dry_run_counts_and_records_nothing(sender: Path, run: Run) -> None:
-    add_many(sender, 4)
+    add_subscribers(sender, 4)
     result = run("send", "--dry-run", "--as-of", "2022-07-30")
     assert result.exit_code == 0
     assert "4 active subscribers would receive it" in result.stdout
@@ -133,7 +121,7 @@ KILL_POINTS = [
 def test_sigkill_at_any_moment_then_send_again_loses_no_one(
     sender: Path, smtp_server: SmtpServer, kill_at: float
 ) -> None:
-    addresses = add_many(sender, 300)
+    addresses = add_subscribers(sender, 300)
     smtp_server.data_delay = 0.002  # a real server takes a moment too; it makes the kill land mid-run
     command = [sys.executable, "-m", "newsletter", "send", "--as-of", "2022-07-30", "--transport", smtp_server.url]
     env = {**os.environ, "NEWSLETTER_SECRET_KEY": KEY}
