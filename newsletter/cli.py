@@ -353,6 +353,24 @@ def ingest(config_path: Path, feed_names: tuple[str, ...]) -> None:
         raise Failure(f"{failed} of {len(reports)} feeds could not be read")
 
 
+@cli.command("import")
+@click.argument("source", metavar="FILE_OR_URL")
+@click.pass_obj
+def import_command(config_path: Path, source: str) -> None:
+    """Draft a brief and dated timeline entries from one article (HTML, Markdown or text)."""
+    from .importer import import_article
+
+    with expected_errors():
+        config = load_config(config_path)
+        result = import_article(source, config.content_dir, Path.cwd(), date.today(), timeout=config.ingest.timeout)
+    click.echo(f"brief draft: {display_path(result.brief)} ({result.key_points} key points)")
+    for path in result.entries:
+        click.echo(f"entry draft: {display_path(path)}")
+    for line in result.skipped:
+        click.echo(f"skipped: {line}", err=True)
+    click.echo(f"{len(result.entries)} dated events drafted: review them with `newsletter drafts list`")
+
+
 @cli.group()
 def drafts() -> None:
     """Review drafts: list them, approve one into the content, or reject it."""

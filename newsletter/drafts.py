@@ -29,7 +29,7 @@ import yaml
 
 from .content import TimelineEntry, load_library, read_brief, read_entry
 from .errors import ContentError, Invalid, NewsletterError, display_path
-from .yamlsource import Problems, parse
+from .yamlsource import Problems, hint, parse
 
 ENTRY_DRAFTS = Path("timeline") / "drafts"
 BRIEF_DRAFTS = Path("briefs") / "drafts"
@@ -121,10 +121,14 @@ def write_entry(
 
 
 def write_brief(content: Path, name: str, text: str) -> Path:
-    """Write a brief draft `content/briefs/drafts/NAME.md` (NAME as `YYYY-MM-DD-slug`); an
-    existing draft of that name is never overwritten: a number is added instead."""
+    """Write a brief draft `content/briefs/drafts/NAME.md` (NAME as `YYYY-MM-DD-slug`). A draft
+    with the same text is reused; one of that name with other text (perhaps a person's edits)
+    is never overwritten: a number is added instead."""
     folder = content / BRIEF_DRAFTS
     folder.mkdir(parents=True, exist_ok=True)
+    for existing in sorted(folder.glob(f"{name}*.md")):
+        if existing.read_text(encoding="utf-8") == text:
+            return existing
     path, number = folder / f"{name}.md", 2
     while path.exists():
         path, number = folder / f"{name}-{number}.md", number + 1
@@ -204,8 +208,6 @@ def find(content: Path, identifier: str) -> Draft:
         if draft.id == identifier:
             return draft
     known = [d.id for d in all_drafts(content)]
-    from .yamlsource import hint
-
     raise DraftError(hint(identifier, known, noun="draft") if known else f"no draft named '{identifier}': there are none")
 
 
