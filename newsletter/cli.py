@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import subprocess
 import sys
+import time
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -20,7 +22,7 @@ from .check import check_project
 from .config import Config, Digest, Mailbox, load_config
 from .digest import moment
 from .errors import Invalid, NewsletterError, SourceError, display_path
-from .store import SUBSCRIBER_STATUSES, Store
+from .store import SUBSCRIBER_STATUSES, Store, StoredIssue
 from .schedule import Runner, upcoming
 from .subscribers import check_digests, check_name, export_csv, import_csv, normalize_address
 
@@ -154,10 +156,12 @@ def stop_on_signals(announce: bool = True) -> Iterator[threading.Event]:
 @click.option("--dry-run", is_flag=True, help="Build the issue and count recipients; send and record nothing.")
 @click.option("--to", "to_address", metavar="ADDRESS", help="Send one test copy to ADDRESS; deliveries are left alone.")
 @click.option("--transport", "transport_url", metavar="URL", help="file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT (default: config.yaml).")
+@click.option("--queue-only", is_flag=True, help="Build the issue and queue its deliveries for `newsletter worker`; send nothing.")
+@click.option("--workers", type=click.IntRange(1, 64), help="Send with N local worker processes instead of this one.")
 @click.pass_obj
 def send(
     config_path: Path, digest_name: str | None, as_of: date | datetime | None, dry_run: bool,
-    to_address: str | None, transport_url: str | None,
+    to_address: str | None, transport_url: str | None, queue_only: bool, workers: int | None,
 ) -> None:
     """Send an issue to every active subscriber, once; run again to resume."""
     now = datetime.now(timezone.utc)
@@ -168,6 +172,7 @@ def send(
         _, warning = sending.signing_key(config, settings)
         if warning and not dry_run:
             click.echo(f"warning: {warning}", err=True)
+        queued_issues: list[StoredIssue] = []
         for digest in config.selected(digest_name):
             when = moment(as_of or now, digest)
             if to_address is not None:
@@ -177,8 +182,43 @@ def send(
                 click.echo(f"test copy of {digest.name} sent to {recipient.address} via {via}: {subject}")
             elif dry_run:
                 _dry_run(project, digest, when, settings.url)
-            else:
-                _send(project, digest, when, transport_url)
+            elif queue_only or workers:
+                store = _open_store(config)
+                in_store = sending.issue_in_store(project, store, digest, when)
+                queued = store.queue(in_store.stored)
+                queued_issues.append(in_store.stored)
+                click.echo(f"{in_store.stored.name}: {in_store.stored.subject}")
+                click.echo(f"  {queued} deliveries queued, {store.pending(in_store.stored.id)} to send")
+        if workers:
+            _run_workers(config_path, workers, transport_url, queued_issues)
+        elif queue_only:
+            click.echo("start `newsletter worker` processes to send them")
+
+
+def _run_workers(config_path: Path, count: int, transport_url: str | None, issues: list[StoredIssue]) -> None:
+    """N `newsletter worker --until-idle` processes, waited for; then what they sent."""
+    command = [sys.executable, "-m", "newsletter", "--config", str(config_path), "worker", "--until-idle"]
+    if transport_url:
+        command += ["--transport", transport_url]
+    started = time.monotonic()
+    processes = [subprocess.Popen(command) for _ in range(count)]
+    with stop_on_signals() as stop:
+        while any(p.poll() is None for p in processes):
+            if stop.is_set():
+                for process in processes:
+                    if process.poll() is None:
+                        process.send_signal(signal.SIGTERM)
+            stop.wait(0.5)
+    seconds = time.monotonic() - started
+    store = _open_store(load_config(config_path))
+    for stored in issues:
+        counts = store.counts(stored.id)
+        sent = counts["sent"]
+        click.echo(f"  {stored.name}: {sent} sent, {counts['failed']} failed, "
+                   f"{counts['queued'] + counts['deferred']} left, by {count} workers in {seconds:.1f} s")
+    failed = [p.returncode for p in processes if p.returncode]
+    if failed:
+        raise Failure(f"{len(failed)} of {count} workers failed (exit statuses {failed})")
 
 
 def _dry_run(project: Project, digest: Digest, when: datetime, url: str) -> None:
@@ -245,11 +285,38 @@ def status(config_path: Path, issue_name: str | None) -> None:
         state = "finished" if stored.finished_at else "in progress" if stored.queued_at else "not queued"
         click.echo(f"{stored.name}: {stored.subject} ({state})")
         click.echo("  " + "  ".join(f"{name} {count}" for name, count in counts.items()))
+        workers = store.progress(stored.id)
+        if workers:
+            total = sum(w.rate for w in workers)
+            click.echo(f"  senders ({total:.0f} messages/s together, within the last minute):")
+            for worker in workers:
+                click.echo(f"    {worker.worker}: {worker.sent} sent, {worker.rate:.0f}/s, holding {worker.holding}")
         errors = store.last_errors(stored.id)
         if errors:
             click.echo("  last errors:")
             for address, delivery_status, error in errors:
                 click.echo(f"    {address} ({delivery_status}): {error}")
+
+
+# --- workers -------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--transport", "transport_url", metavar="URL", help="Send through this transport instead of config.yaml's.")
+@click.option("--batch", default=50, show_default=True, type=click.IntRange(1, 10000), help="Deliveries claimed at a time.")
+@click.option("--until-idle", is_flag=True, help="Exit once no queued issue has deliveries left (default: keep waiting for work).")
+@click.pass_obj
+def worker(config_path: Path, transport_url: str | None, batch: int, until_idle: bool) -> None:
+    """Send queued deliveries, side by side with any number of other workers on the same store."""
+    from .worker import work
+
+    with expected_errors():
+        config = load_config(config_path)
+        _configure_logging(config.run.log_level)
+        with stop_on_signals(announce=False) as stop:
+            report = work(config_path, stop, transport_url, batch, until_idle)
+    logging.getLogger("newsletter.worker").info(
+        "worker done: %d sent, %d failed, %d deferred", report.sent, report.failed, report.deferred
+    )
 
 
 # --- the scheduler -------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ from .store import Delivery, Store, StoredIssue, lease_owner, utcnow
 from .tokens import unsubscribe_token
 from .transport import Transport
 
-BATCH = 50  # rows a connection claims at a time; the lease covers them all
 IDLE_POLL = 1.0  # seconds between looks at the outbox while waiting for a retry
 
 
@@ -37,6 +36,7 @@ class Policy:
     lease_seconds: float = 300.0
     wait_for_retries: bool = True  # stay until deferred deliveries are retried or failed
     verp: bool = False
+    batch: int = 50  # rows a connection claims at a time; the lease covers them all
 
 
 @dataclass
@@ -123,15 +123,16 @@ class Dispatcher:
 
     def _connection(self) -> None:
         owner = lease_owner()
+        sender = owner.rsplit(":", 1)[0]  # host:pid, for progress per worker
         try:
             with self.open_transport() as transport:
                 while not self.stop.is_set():
-                    batch = self.store.claim(self.issue.id, owner, BATCH, self.policy.lease_seconds)
+                    batch = self.store.claim(self.issue.id, owner, self.policy.batch, self.policy.lease_seconds)
                     if batch:
                         for delivery in batch:
                             if self.stop.is_set():
                                 break
-                            self._deliver(transport, delivery)
+                            self._deliver(transport, delivery, sender)
                         self.store.release(owner)
                     elif not self._wait_for_retry():
                         return
@@ -149,7 +150,7 @@ class Dispatcher:
         self.stop.wait(min(IDLE_POLL, max(0.0, (due - utcnow()).total_seconds())) or 0.01)
         return True
 
-    def _deliver(self, transport: Transport, delivery: Delivery) -> None:
+    def _deliver(self, transport: Transport, delivery: Delivery, sender_name: str) -> None:
         mid = delivery.message_id or message_id(self.issue, delivery.id, self.site)
         token = unsubscribe_token(self.signing_key, delivery.subscription_id)
         recipient = Mailbox(delivery.name, delivery.address)
@@ -174,7 +175,7 @@ class Dispatcher:
         except DeliveryError as exc:
             self._defer(delivery, exc, mid)
         else:
-            self.store.mark_sent(delivery, mid)
+            self.store.mark_sent(delivery, mid, sender_name)
             self._count(sent=1)
 
     def _defer(self, delivery: Delivery, error: DeliveryError, mid: str) -> None:

@@ -129,9 +129,10 @@ def send_issue(
 def deliver(
     config: Config, store: Store, in_store: IssueInStore, digest: Digest, transport_url: str | None = None,
     progress: Callable[[int], None] | None = None, stop: threading.Event | None = None,
-    started: Callable[[IssueInStore, int], None] | None = None,
+    started: Callable[[IssueInStore, int], None] | None = None, how: Policy | None = None,
 ) -> SendReport:
-    """Queue a stored issue (once) and drain its outbox through the transport."""
+    """Queue a stored issue (once) and drain its outbox through the transport (`how`:
+    the sending policy, default the config's)."""
     settings = transport_settings(config, transport_url)
     key, _ = signing_key(config, settings)
     prepared = PreparedMessage(rendered_from(in_store.stored, digest), config.site, signer(config))
@@ -139,7 +140,7 @@ def deliver(
     def make_transport() -> Transport:
         return open_transport(settings, config.path.parent)
 
-    dispatcher = Dispatcher(store, in_store.stored, prepared, key, make_transport, policy(config), progress, stop)
+    dispatcher = Dispatcher(store, in_store.stored, prepared, key, make_transport, how or policy(config), progress, stop)
     queued = store.queue(in_store.stored)
     if started is not None:
         started(in_store, store.pending(in_store.stored.id))

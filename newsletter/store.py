@@ -13,7 +13,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -117,6 +117,8 @@ _ADDED: dict[int, tuple[tuple[str, str, sa.types.TypeEngine[Any]], ...]] = {
     2: (("deliveries", "lease_owner", sa.String(120)), ("deliveries", "lease_expires", sa.DateTime())),
     # What an issue holds (its brief and entries), to tell whether the next one has news.
     3: (("issues", "items", sa.Text()),),
+    # Which sender sent a delivery (host:pid), for progress per worker.
+    5: (("deliveries", "sent_by", sa.String(80)),),
 }
 
 
@@ -146,7 +148,7 @@ def _v4(conn: Connection) -> None:
     _v4_schema.create_all(conn)
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _adding(2), _adding(3), _v4)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _adding(2), _adding(3), _v4, _adding(5))
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The tables as the code sees them: version 1 and what each later version added.
@@ -242,6 +244,15 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class WorkerProgress:
+    worker: str  # host:pid
+    sent: int
+    rate: float  # messages a second while it sent, within the last minute
+    last_sent: datetime | None
+    holding: int  # deliveries it has claimed and not finished
+
+
+@dataclass(frozen=True)
 class AddResult:
     subscriber: Subscriber
     created: bool  # a new address
@@ -254,7 +265,7 @@ class AddResult:
 _MARK_SENT = sa.text(
     "UPDATE deliveries SET status = 'sent', attempts = :attempts, message_id = :message_id, "
     "sent_at = :now, updated_at = :now, last_error = NULL, next_attempt_at = NULL, "
-    "lease_owner = NULL, lease_expires = NULL WHERE id = :id"
+    "lease_owner = NULL, lease_expires = NULL, sent_by = :sent_by WHERE id = :id"
 ).bindparams(sa.bindparam("now", type_=sa.DateTime))
 
 
@@ -601,6 +612,47 @@ class Store:
             if conn.execute(feeds.update().where(feeds.c.url == url).values(**values)).rowcount == 0:
                 conn.execute(feeds.insert().values(url=url, **values))
 
+    def issues_with_work(self) -> list[StoredIssue]:
+        """Every queued issue that still has deliveries to make, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(issues).where(issues.c.queued_at.is_not(None), issues.c.finished_at.is_(None))
+                .order_by(issues.c.as_of, issues.c.id)
+            ).all()
+        return [StoredIssue(**row._mapping) for row in rows]
+
+    def progress(self, issue_id: int, window: float = 60.0) -> list[WorkerProgress]:
+        """Per sender: deliveries sent, sent in the last `window` seconds, and held now."""
+        since = utcnow() - timedelta(seconds=window)
+        with self.engine.connect() as conn:
+            sent = conn.execute(
+                sa.select(
+                    deliveries.c.sent_by, sa.func.count(),
+                    sa.func.sum(sa.case((deliveries.c.sent_at >= since, 1), else_=0)),
+                    sa.func.min(sa.case((deliveries.c.sent_at >= since, deliveries.c.sent_at), else_=None)),
+                    sa.func.max(deliveries.c.sent_at),
+                )
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "sent")
+                .group_by(deliveries.c.sent_by)
+            ).all()
+            held = conn.execute(
+                sa.select(deliveries.c.lease_owner, sa.func.count())
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.lease_owner.is_not(None),
+                       deliveries.c.status.in_(("queued", "deferred")))
+                .group_by(deliveries.c.lease_owner)
+            ).all()
+        found: dict[str, WorkerProgress] = {}
+        for worker, count, recent, first_recent, last in sent:
+            name = worker or "(unnamed)"
+            span = (last - first_recent).total_seconds() if recent and first_recent and last else 0.0
+            rate = int(recent or 0) / max(span, 1.0)  # over the part of the window it was sending
+            found[name] = WorkerProgress(name, int(count), rate, last, 0)
+        for owner, count in held:
+            name = owner.rsplit(":", 1)[0]
+            current = found.get(name, WorkerProgress(name, 0, 0.0, None, 0))
+            found[name] = replace(current, holding=current.holding + int(count))
+        return sorted(found.values(), key=lambda p: p.worker)
+
     def iter_issues(self) -> Iterator[StoredIssue]:
         with self.engine.connect() as conn:
             for row in conn.execute(sa.select(issues).order_by(issues.c.as_of.desc(), issues.c.id.desc())):
@@ -646,11 +698,14 @@ class Store:
                 sa.literal(issue.id).label("issue_id"), sa.literal("queued").label("status"),
                 sa.literal(now).label("created_at"), sa.literal(now).label("updated_at"),
             )
-            inserted = conn.execute(deliveries.insert().from_select(
+            conn.execute(deliveries.insert().from_select(
                 ["subscriber_id", "subscription_id", "issue_id", "status", "created_at", "updated_at"],
                 recipients,
             ))
-            return int(inserted.rowcount or 0)
+            # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT.
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.issue_id == issue.id)
+            ).scalar() or 0)
 
     def claim(self, issue_id: int, owner: str, batch: int, lease_seconds: float) -> list[Delivery]:
         """Take up to `batch` deliveries that are due and not held by a live sender.
@@ -724,12 +779,13 @@ class Store:
                 .values(lease_owner=None, lease_expires=None)
             )
 
-    def mark_sent(self, delivery: Delivery, message_id: str) -> None:
+    def mark_sent(self, delivery: Delivery, message_id: str, sent_by: str | None = None) -> None:
         """Once per message on the hot path: plain SQL, one statement unless a bounce count resets."""
         now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(_MARK_SENT, {
                 "id": delivery.id, "attempts": delivery.attempts + 1, "message_id": message_id, "now": now,
+                "sent_by": sent_by,
             })
             if delivery.bounces:
                 conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))

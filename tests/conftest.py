@@ -65,3 +65,4 @@ def add_subscribers(project: Path, count: int, digest: str = "weekly") -> list[s
 
 
 from .smtp_server import make_smtp_server, smtp_server  # noqa: E402, F401  (fixtures)
+from .postgres import postgres  # noqa: E402, F401  (fixtures)

@@ -1,10 +1,12 @@
-"""The store on a real SQLite file: subscribers, issues, the outbox, and schema upgrades."""
+"""The store on a real SQLite file and a real PostgreSQL database: subscribers, issues, the
+outbox, and schema upgrades. Every test runs on both, but the SQLite-only WAL check."""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,9 +17,22 @@ from newsletter.store import SCHEMA_VERSION, Store, StoredIssue, StoreError, mig
 AS_OF = datetime(2022, 7, 30, tzinfo=UTC)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_url(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], str]:
+    """Makes URLs of new, empty databases of one kind."""
+    made = iter(range(100))
+
+    def make() -> str:
+        if request.param == "sqlite":
+            return f"sqlite:///{tmp_path / 'state' / f'newsletter{next(made)}.db'}"
+        return str(request.getfixturevalue("postgres").database())
+
+    return make
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'state' / 'newsletter.db'}"
+def db_url(new_url: Callable[[], str]) -> str:
+    return new_url()
 
 
 @pytest.fixture
@@ -30,15 +45,16 @@ def save(store: Store, period: str = "2022-W30") -> StoredIssue:
     return issue
 
 
-def test_a_new_file_gets_the_newest_schema_in_wal_mode(store: Store, tmp_path: Path) -> None:
+def test_a_new_sqlite_file_gets_the_newest_schema_in_wal_mode(tmp_path: Path) -> None:
+    store = Store.open(f"sqlite:///{tmp_path / 'state' / 'newsletter.db'}")
     assert store.version == SCHEMA_VERSION
-    path = tmp_path / "state" / "newsletter.db"
-    with sqlite3.connect(path) as raw:
+    with sqlite3.connect(tmp_path / "state" / "newsletter.db") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
 def test_an_old_database_is_upgraded_in_place_keeping_its_rows(db_url: str) -> None:
-    engine = sa.create_engine(db_url.replace("/state/", "/"))
+    Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(db_url)
     migrate(engine, target=1)
     with engine.begin() as conn:
         conn.execute(sa.text(
@@ -48,7 +64,7 @@ def test_an_old_database_is_upgraded_in_place_keeping_its_rows(db_url: str) -> N
         columns = {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
     assert "lease_owner" not in columns
     engine.dispose()
-    store = Store.open(db_url.replace("/state/", "/"))
+    store = Store.open(db_url)
     assert store.version == SCHEMA_VERSION
     subscriber = store.subscriber("ann@example.org")
     assert subscriber is not None and subscriber.name == "Ann"
