@@ -96,20 +96,23 @@ def project_with(folder: Path, count: int) -> Path:
     subprocess.run(
         [sys.executable, "-c", f"""
 from pathlib import Path
+import sqlalchemy as sa
 from newsletter.config import load_config
 from newsletter.store import Store, utcnow
 store = Store.open(load_config(Path("config.yaml")).store_url)
 now = utcnow()
-raw = store.engine.raw_connection()
-raw.cursor().executemany(
-    "INSERT INTO subscribers (address, name, status, bounces, created_at, updated_at) VALUES (?, '', 'active', 0, ?, ?)",
-    ((f"reader{{n:06d}}@example.org", now, now) for n in range({count})),
-)
-raw.cursor().execute(
-    "INSERT INTO subscriptions (subscriber_id, digest, status, created_at, updated_at) "
-    "SELECT id, 'weekly', 'active', ?, ? FROM subscribers", (now, now),
-)
-raw.commit()
+rows = [{{"address": f"reader{{n:06d}}@example.org", "now": now}} for n in range({count})]
+with store.engine.begin() as conn:
+    if rows:
+        conn.execute(
+            sa.text("INSERT INTO subscribers (address, name, status, bounces, created_at, updated_at) "
+                    "VALUES (:address, '', 'active', 0, :now, :now)"),
+            rows,
+        )
+    conn.exec_driver_sql(
+        "INSERT INTO subscriptions (subscriber_id, digest, status, created_at, updated_at) "
+        "SELECT id, 'weekly', 'active', created_at, created_at FROM subscribers"
+    )
 """],
         cwd=folder, check=True,
     )

@@ -189,6 +189,8 @@ def send(
                 queued_issues.append(in_store.stored)
                 click.echo(f"{in_store.stored.name}: {in_store.stored.subject}")
                 click.echo(f"  {queued} deliveries queued, {store.pending(in_store.stored.id)} to send")
+            else:
+                _send(project, digest, when, transport_url)
         if workers:
             _run_workers(config_path, workers, transport_url, queued_issues)
         elif queue_only:

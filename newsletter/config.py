@@ -18,7 +18,7 @@ from .errors import ConfigError, Invalid, NewsletterError
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
 PERIODS = ("monthly", "weekly", "daily", "hourly", "minutely", "secondly")
-ON_SCHEDULE = ("write", "send")
+ON_SCHEDULE = ("write", "send", "queue")
 WHEN_NOTHING_NEW = ("skip", "send")
 INCLUDE_DRAFTS = ("none", "trusted")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -55,7 +55,7 @@ class Digest:
     sender: Mailbox
     subject: str
     schedule: str | None = None  # a crontab expression, read in `timezone`
-    on_schedule: str = "write"  # write the issue out, or write it and send it
+    on_schedule: str = "write"  # write the issue out; or write and send it; or write and queue it for workers
     when_nothing_new: str = "skip"  # a scheduled issue with no new entry and no new brief
     include_drafts: str = "none"  # "trusted": timeline drafts marked trusted go out too
 

@@ -131,9 +131,8 @@ class Dispatcher:
                     if batch:
                         for delivery in batch:
                             if self.stop.is_set():
-                                break
+                                break  # what is left of the batch is released below
                             self._deliver(transport, delivery, sender)
-                        self.store.release(owner)
                     elif not self._wait_for_retry():
                         return
         except PolicyError as exc:

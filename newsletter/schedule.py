@@ -166,6 +166,9 @@ class Runner:
             log.info("%s was built by another runner at the same time", stored.name)
         if digest.on_schedule == "send":
             self._send(project, store, digest, sending.IssueInStore(stored, created, changed_since=False))
+        elif digest.on_schedule == "queue":
+            queued = store.queue(stored)
+            log.info("queued %s: %d deliveries for `newsletter worker` processes", stored.name, queued)
 
     def _resume(self, digest: Digest, stored: StoredIssue) -> None:
         project = Project.load(self.config_path)

@@ -280,6 +280,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _mark_options(url: str) -> dict[str, Any]:
+    """On PostgreSQL the per-message marks commit without waiting for the disk flush.
+
+    Waiting serializes every worker on the WAL flush (about 1,300 marks a second here, however
+    many workers). Not waiting is safe against what the outbox guards against (a worker or a
+    connection dying: the mark is committed and visible at once); only a crash of the
+    PostgreSQL server itself can lose the last fraction of a second of marks, whose messages
+    are then sent again. Queueing and claiming stay fully durable."""
+    if url.startswith("postgresql"):
+        return {"connect_args": {"options": "-c synchronous_commit=off"}}
+    return {}
+
+
 def lease_owner() -> str:
     """Who holds a lease: this host and process, plus a nonce in case the pid is reused."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -303,8 +316,12 @@ def _owner_is_dead(owner: str) -> bool:
 class Store:
     """One database: open with `Store.open(url)`; every method runs its own transaction."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, autocommit: Engine | None = None) -> None:
         self.engine = engine
+        # For the write made once per message: one statement in its own implicit transaction,
+        # on PostgreSQL one round trip instead of three (BEGIN, UPDATE, COMMIT). A pool of its
+        # own, so no connection switches modes back and forth (each switch costs round trips).
+        self.autocommit = autocommit or engine
 
     @classmethod
     def open(cls, url: str, upgrade: bool = True) -> Store:
@@ -316,9 +333,11 @@ class Store:
             engine = sa.create_engine(url)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot use the database {_safe_url(url)}: {exc}") from None
+        autocommit = sa.create_engine(url, isolation_level="AUTOCOMMIT", **_mark_options(url))
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
+            sa.event.listen(autocommit, "connect", _sqlite_pragmas)
+        store = cls(engine, autocommit)
         if upgrade:
             try:
                 migrate(engine)
@@ -328,6 +347,7 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        self.autocommit.dispose()
 
     @property
     def version(self) -> int:
@@ -782,7 +802,7 @@ class Store:
     def mark_sent(self, delivery: Delivery, message_id: str, sent_by: str | None = None) -> None:
         """Once per message on the hot path: plain SQL, one statement unless a bounce count resets."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        with self.autocommit.connect() as conn:
             conn.execute(_MARK_SENT, {
                 "id": delivery.id, "attempts": delivery.attempts + 1, "message_id": message_id, "now": now,
                 "sent_by": sent_by,

@@ -19,6 +19,7 @@ from .errors import NewsletterError
 from .store import Store
 
 log = logging.getLogger("newsletter.worker")
+HELD_POLL = 0.2  # seconds between looks while other workers hold the last rows
 
 
 @dataclass
@@ -64,5 +65,7 @@ def work(
                 log.info("%s: %d sent, %d failed, %d deferred, %d left", stored.name, done.sent, done.failed,
                          done.deferred, done.remaining)
         if report.sent + report.failed + report.deferred == before:
-            stop.wait(poll)  # nothing was due: rows held by others, or retries not yet due
+            # Nothing was due. Rows another worker holds come free soon (it finishes them, or
+            # its lease ends): look again shortly. With no issue at all, wait the full poll.
+            stop.wait(HELD_POLL if pending else poll)
     return report

@@ -17,12 +17,10 @@ import pytest
 import yaml
 
 from newsletter import drafts
-from newsletter.content import Brief, parse_fuzzy_date, read_brief
+from newsletter.article import NO_BIO, article_of, read_document, split_sentences
+from newsletter.content import Brief, read_brief
 from newsletter.errors import ContentError, NewsletterError
-from newsletter.importer import (
-    NO_BIO, ImportResult, article_of, extract_events, find_mentions, import_article, read_document,
-    repair_links, split_sentences,
-)
+from newsletter.importer import ImportResult, extract_events, import_article
 from newsletter.yamlsource import Problems
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -69,15 +67,6 @@ def test_every_event_listed_by_hand_in_the_seed_is_found_with_its_date_and_links
     for item in listed:
         assert (item["date"], sorted(drafts.normalize_url(u) for u in item["url"])) in found, item["what"]
     assert len(found) == len(listed)
-
-
-def test_the_seed_is_read_with_its_title_byline_date_and_the_authors_own_bios(seed: Path) -> None:
-    article = article_of(read_document(seed.read_text(encoding="utf-8"), "markdown"))
-    assert article.title == "Iran's Efforts to Undermine the Turkish-Israeli Rapprochement Are Backfiring"
-    assert article.dek == "Iran's efforts to target Israeli citizens on Turkish soil has brought Turkey and Israel closer together."
-    assert [a.name for a in article.authors] == ["Ali Bakir", "Ömer Özkizilcik"]
-    assert article.authors[1].bio == "Ömer Özkizilcik is an independent foreign policy and security analyst based in Ankara."
-    assert not any("RECOMMENDED" in p.text or "Jul 25, 2022" in p.text for p in article.body)
 
 
 def test_importing_the_seed_into_the_shipped_project_skips_the_events_its_timeline_has(project: Path, seed: Path) -> None:
@@ -265,49 +254,7 @@ def test_importing_the_same_article_twice_drafts_each_event_once(project: Path) 
     assert len(drafts.entry_drafts(content)) == 7
 
 
-# --- the pieces, as examples ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("sentence", "dates"), [
-    ("On March 9, Israel's president paid a visit to Ankara.", ["2022-03-09"]),
-    ("On December 3, the talks began again.", ["2021-12-03"]),  # no year: the last December 3 before publication
-    ("On 9 March 2021 two tankers collided.", ["2021-03-09"]),
-    ("In February 2022, MIT uncovered a network.", ["2022-02"]),
-    ("The plot was foiled in late May.", ["late 2022-05"]),
-    ("A report released last May says so.", ["2022-05"]),
-    ("Last month, Israel struck the airport.", ["2022-06"]),
-    ("Turkey's tourism earned a record in 2019.", ["2019"]),
-    ("During its 2020 campaign, Turkey used drones.", ["2020"]),
-    ("In mid-2021 the arrangement collapsed.", ["2021"]),
-    ("Yesterday, the ministry denied it.", ["2022-07-25"]),
-    ("On Monday, the cabinet met in Ankara.", ["2022-07-25"]),
-    ("Three weeks ago, the envoy resigned.", ["2022-07"]),
-    ("Since then, Ankara has spent more on counterintelligence.", []),
-    ("Since 2015, the militia has grown.", []),
-    ("It hit 1,200 targets with 5,500 munitions in 408 missions.", []),
-    ("The COVID-19 pandemic slowed trade.", []),
-    ("The plan aims at full capacity by 2030.", []),
-    ("In the last five years, strikes tripled.", []),
-    ("Officials may meet again in the subsequent months.", []),
-])
-def test_date_phrases_against_a_publication_date(sentence: str, dates: list[str]) -> None:
-    assert [m.when.iso for m in find_mentions(sentence, PUBLISHED)] == dates
-
-
-@pytest.mark.parametrize(("sentence", "before", "dates"), [
-    ("The warning came a day after Ankara exposed a ring.", "2022-06-13", ["2022-06-12"]),
-    ("Two days later, the suspects were charged.", "2022-06-13", ["2022-06-15"]),
-    ("The next day, Ankara summoned the envoy.", "2022-06-13", ["2022-06-14"]),
-    ("A week later, the minister visited.", "2022-06-13", ["2022-06-20"]),
-    ("Two days later, the suspects were charged.", "2022-06", ["2022-06"]),  # no more precise than June
-    ("A month later, the minister resigned.", "2022-05-22", ["2022-06"]),
-])
-def test_relative_dates_count_from_the_event_told_before(sentence: str, before: str, dates: list[str]) -> None:
-    assert [m.when.iso for m in find_mentions(sentence, PUBLISHED, parse_fuzzy_date(before))] == dates
-
-
-def test_a_relative_date_with_no_event_before_it_is_no_date() -> None:
-    assert find_mentions("Two days later, the suspects were charged.", PUBLISHED) == []
+# --- events, as examples ---------------------------------------------------------------------------
 
 
 def events_in(markdown: str) -> list[tuple[str, list[str]]]:
@@ -331,18 +278,3 @@ def test_a_dateline_says_where_the_story_was_filed_and_is_no_event() -> None:
         "ANKARA, July 21 (Reuters) - Police [detained 15 people](https://news.example/detentions) on Wednesday "
         "on suspicion of spying for a foreign service.\n"
     ) == [("2022-07-20", ["https://news.example/detentions"])]
-
-
-@pytest.mark.parametrize(("scraped", "markdown"), [
-    (r"Israel [conducted \(https://a.example/strikes\)](https://a.example/strikes) raids",
-     "Israel [conducted](https://a.example/strikes) raids"),
-    ("was **framed (<https://a.example/framed>)** as personal", "was [framed](https://a.example/framed) as personal"),
-    ("Turkey **uncovered** (<https://a.example/cells>) that", "Turkey [uncovered](https://a.example/cells) that"),
-    ("Turkey uncovered (<https://a.example/cells>) that", "Turkey [uncovered](https://a.example/cells) that"),
-    (r"Ankara [exposed \(https://a.example/plot/0181-](https://a.example/plot/0181-)" "\n\ndce7) a ring",
-     "Ankara [exposed](https://a.example/plot/0181-dce7) a ring"),
-    (r"had [promised \(https://a.example/%D8-](https://a.example/%D8-)" "\n\n[%D9-](#)\n\n" r"[%DA\)](#) earlier",
-     "had [promised](https://a.example/%D8-%D9-%DA) earlier"),
-])
-def test_scraped_link_forms_become_markdown_links(scraped: str, markdown: str) -> None:
-    assert repair_links(scraped) == markdown

@@ -187,7 +187,7 @@ def test_the_schedule_command_lists_the_next_three_runs(project: Path, run: Run)
          "is higher than the maximum value (23)"),
         ("timezone: Europe/Istanbul", "timezone: Europe/Ankara",
          "digests.weekly.timezone: 'Europe/Ankara' is not an IANA time zone such as Europe/Istanbul"),
-        ("on_schedule: send", "on_schedule: mail", "digests.weekly.on_schedule: 'mail' is not one of write, send"),
+        ("on_schedule: send", "on_schedule: mail", "digests.weekly.on_schedule: 'mail' is not one of write, send, queue"),
     ],
 )
 def test_check_reports_a_bad_schedule_at_its_line(project: Path, run: Run, old: str, new: str, message: str) -> None:
@@ -199,3 +199,16 @@ def test_check_reports_a_bad_schedule_at_its_line(project: Path, run: Run, old: 
     result = run("check")
     assert result.exit_code == 2
     assert f"config.yaml:{line}: {message}" in result.stdout.splitlines()
+
+
+def test_on_schedule_queue_leaves_the_sending_to_workers(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from newsletter.worker import work
+
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    config = configure(project, "0 7 * * MON", "weekly", on_schedule="queue")
+    add_subscribers(project, 3)
+    Runner(config, threading.Event()).fire("weekly", datetime(2022, 7, 25, 4, 0, tzinfo=UTC))
+    (issue,) = store_of(project).iter_issues()
+    assert store_of(project).counts(issue.id) == {"queued": 3, "deferred": 0, "sent": 0, "failed": 0}
+    report = work(config, threading.Event(), until_idle=True)
+    assert report.sent == 3 and store_of(project).counts(issue.id)["sent"] == 3

@@ -1,0 +1,258 @@
+"""Find the dates a sentence of prose mentions ("on March 9", "in late May", "two days later") as fuzzy dates.
+
+A date is resolved against the article's publication date, or, for "two days later" and the
+like, against the date of the event told before it; never against today, so an import reads
+an article the same way whenever it runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from .content import FuzzyDate, parse_fuzzy_date
+
+MONTH_NAMES = (
+    "January|February|March|April|May|June|July|August|September|October|November|December|"
+    r"(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept|Sep|Oct|Nov|Dec)\.?"
+)
+MONTH = rf"(?P<month>{MONTH_NAMES})(?![a-z])"
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+WEEKDAY = "|".join(WEEKDAYS)
+YEAR = r"(?P<year>(?:1[89]|20)\d\d)(?!\d)"
+NUMBER = r"(?P<n>(?i:a|an|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)|\d{1,2})"
+NUMBERS = {w: i for i, w in enumerate("zero one two three four five six seven eight nine ten eleven twelve".split())}
+NUMBERS.update(a=1, an=1)
+PART = r"(?:(?P<part>(?i:early|mid|late)[\s-]+|(?i:the\s+)?(?i:beginning|start|middle|end)\s+of\s+))?"
+EXCLUDED_LEADS = frozenset({"since", "until", "till", "by", "before", "after", "from", "through", "between", "to", "than"})
+YEAR_LEADS = frozenset({
+    "in", "during", "of", "the", "its", "their", "his", "her", "our", "this", "that", "a", "an", "for", "around",
+    "circa", "throughout", "year", "fiscal", "early", "late", "mid",
+})
+REPORTED = re.compile(r"\b(?:came|comes|happened|occurred|followed|took\s+place|was|were)\s+(?:only\s+|just\s+|exactly\s+)?$")
+
+PATTERNS: dict[str, re.Pattern[str]] = {
+    "day": re.compile(
+        rf"(?<![\w-])(?:(?:{WEEKDAY}),?\s+)?{MONTH}\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?(?![\d:])(?:,?\s+{YEAR})?"
+    ),
+    "day-first": re.compile(rf"(?<![\w,.$-])(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}(?:,?\s+{YEAR})?"),
+    "iso": re.compile(r"(?<![\w/-])(?P<year>(?:1[89]|20)\d\d)-(?P<mm>[01]\d)-(?P<dd>[0-3]\d)(?![\w/])"),
+    "month-year": re.compile(rf"(?<![\w-]){PART}{MONTH},?\s+(?:of\s+)?{YEAR}"),
+    "month": re.compile(rf"(?<![\w-])(?:(?P<rel>(?i:last|this|earlier\s+this|later\s+this))\s+)?{PART}{MONTH}(?![\s,]+\d)"),
+    "year-part": re.compile(
+        r"(?<![\w-])(?P<part>(?i:early|mid|late)[\s-]+|(?i:the\s+)?(?i:beginning|start|middle|end|first\s+half|"
+        r"second\s+half|spring|summer|autumn|fall|winter)\s+of\s+|(?i:spring|summer|autumn|fall|winter)\s+)" + YEAR
+    ),
+    "year": re.compile(r"(?<![\w$\u20ac\u00a3.,/#-])" + YEAR + r"(?![\w%]|[.,]\d|[-\u2013/]\d|\s*(?:%|percent\b))"),
+    "recent": re.compile(r"(?<![\w-])(?P<rel>(?i:last|this|earlier\s+this|later\s+this))\s+(?P<unit>week|month|year)\b"),
+    "yesterday": re.compile(r"(?<![\w-])(?i:yesterday)\b"),
+    "weekday": re.compile(rf"(?<![\w-])(?P<rel>(?i:on|last))\s+(?P<weekday>{WEEKDAY})\b(?![\s,]+(?:{MONTH_NAMES}|\d))"),
+    "ago": re.compile(rf"(?<![\w-]){NUMBER}\s+(?P<unit>day|week|month|year)s?\s+ago\b"),
+    "after": re.compile(rf"(?<![\w-]){NUMBER}\s+(?P<unit>day|week|month|year)s?\s+(?P<dir>later|after|earlier|before)\b"),
+    "next": re.compile(r"(?<![\w-])(?i:the)\s+(?P<dir>next|following|previous|preceding)\s+(?P<unit>day|week|month|year)\b"),
+    "day-after": re.compile(r"(?<![\w-])(?i:the)\s+(?P<unit>day)\s+(?P<dir>after|before)\b"),
+    "same": re.compile(
+        r"(?<![\w-])(?:(?i:later|earlier)\s+that|(?i:the)\s+same|(?i:that\s+same))\s+(?P<unit>day|week|month|year)\b"
+    ),
+}
+RELATIVE_TO_EVENT = frozenset({"after", "next", "day-after", "same"})
+
+
+@dataclass(frozen=True)
+class Mention:
+    start: int
+    end: int
+    when: FuzzyDate
+    reported: bool  # "X came a day after Y": the event is Y, told after the date phrase
+
+
+def _month_number(name: str) -> int:
+    return ("jan feb mar apr may jun jul aug sep oct nov dec".split()).index(name[:3].lower()) + 1
+
+
+def _qualifier(part: str | None) -> str:
+    word = (part or "").lower().split()
+    key = next((w for w in word if w not in ("the", "of")), "").strip("-")
+    return {"early": "early", "beginning": "early", "start": "early", "mid": "mid", "middle": "mid",
+            "late": "late", "end": "late"}.get(key, "")
+
+
+def _month(year: int, month: int, qualifier: str = "") -> FuzzyDate:
+    while month < 1:
+        year, month = year - 1, month + 12
+    while month > 12:
+        year, month = year + 1, month - 12
+    return parse_fuzzy_date(f"{qualifier} {year:04d}-{month:02d}".strip())
+
+
+def _day(day: date) -> FuzzyDate:
+    return parse_fuzzy_date(day.isoformat())
+
+
+def _year(year: int) -> FuzzyDate:
+    return parse_fuzzy_date(f"{year:04d}")
+
+
+def _previous_word(text: str, start: int) -> str:
+    found = re.search(r"([^\W\d_]+(?:['\u2019]s)?)[^\w]*$", text[:start])
+    return found.group(1).lower() if found else ""
+
+
+def date_line(text: str) -> date | None:
+    """The date of a line that is only a date ("Jul 26, 2022", "Published 2022-07-26"), else None."""
+    rest = re.sub(r"^(?i:published|updated|posted|date|on)[:\s]+", "", text.strip())
+    for kind in ("day", "day-first", "iso"):
+        match = PATTERNS[kind].match(rest)
+        if match and match.groupdict().get("year") and len(rest[match.end():].split()) <= 3:
+            when = _written_date(match, kind)
+            return when.start if when else None
+    return None
+
+
+def _written_date(match: re.Match[str], kind: str, published: date | None = None) -> FuzzyDate | None:
+    """A date written out (a day, a month, a year); a missing year is the latest one not after `published`."""
+    groups = match.groupdict()
+    year = int(groups["year"]) if groups.get("year") else None
+    try:
+        if kind == "iso":
+            return _day(date(int(groups["year"]), int(groups["mm"]), int(groups["dd"])))
+        if kind in ("day", "day-first"):
+            month, day = _month_number(groups["month"]), int(groups["day"])
+            if year is None:
+                if published is None:
+                    return None
+                year = published.year if date(published.year, month, day) <= published else published.year - 1
+            return _day(date(year, month, day))
+    except ValueError:
+        return None
+    if kind == "month-year" and year is not None:
+        return _month(year, _month_number(groups["month"]), _qualifier(groups.get("part")))
+    if kind in ("year", "year-part") and year is not None:
+        return _year(year)
+    return None
+
+
+def find_mentions(text: str, published: date, anchor: FuzzyDate | None = None) -> list[Mention]:
+    """The dates one sentence mentions, in order, resolved against the publication date and, for
+    "two days later" and the like, against the date of the event told before (`anchor`)."""
+    candidates = sorted(
+        ((m.start(), -m.end(), kind, m) for kind, pattern in PATTERNS.items() for m in pattern.finditer(text)),
+        key=lambda c: (c[0], c[1]),
+    )
+    mentions: list[Mention] = []
+    taken = -1
+    for start, _, kind, match in candidates:
+        if start < taken:
+            continue
+        mention = _resolve(text, kind, match, published, anchor)
+        if mention is None:
+            continue
+        taken = match.end()
+        mentions.append(mention)
+        anchor = mention.when
+    return mentions
+
+
+def _resolve(
+    text: str, kind: str, match: re.Match[str], published: date, anchor: FuzzyDate | None,
+) -> Mention | None:
+    groups = match.groupdict()
+    lead = _previous_word(text, match.start())
+    reported = False
+    when: FuzzyDate | None
+    if kind in ("day", "day-first", "iso", "month-year", "year-part", "year", "month"):
+        if lead in EXCLUDED_LEADS:
+            return None
+        if kind == "year" and not (lead in YEAR_LEADS or lead.endswith(("'s", "\u2019s"))):
+            return None
+        if kind == "month":
+            when = _month_alone(groups, lead, published)
+        else:
+            when = _written_date(match, kind, published)
+        explicit = bool(groups.get("year"))
+        if when is None or (when.start > published and (not explicit or when.precision == "year")):
+            return None
+    elif kind in RELATIVE_TO_EVENT:
+        if anchor is None:
+            return None
+        amount = 0 if kind == "same" else _count(groups.get("n"))
+        direction = (groups.get("dir") or "").lower()
+        sign = -1 if direction in ("earlier", "before", "previous", "preceding") else 1
+        if direction in ("after", "before") and REPORTED.search(text[:match.start()]):
+            sign, reported = -sign, True
+        when = _shift(anchor, sign * amount, groups["unit"])
+        if when.start > published:
+            return None
+    else:
+        when = _from_publication(kind, groups, published)
+        if when is None:
+            return None
+    return Mention(match.start(), match.end(), when, reported)
+
+
+def _month_alone(groups: dict[str, str | None], lead: str, published: date) -> FuzzyDate | None:
+    """"in May", "in late May", "last May": the latest such month (before this one, for "last")."""
+    relative = (groups.get("rel") or "").lower()
+    if not (relative or groups.get("part") or lead in ("in", "during")):
+        return None
+    month = _month_number(groups["month"] or "")
+    if relative == "last":
+        year = published.year if month < published.month else published.year - 1
+    elif relative:
+        year = published.year
+    else:
+        year = published.year if month <= published.month else published.year - 1
+    return _month(year, month, _qualifier(groups.get("part")))
+
+
+def _from_publication(kind: str, groups: dict[str, str | None], published: date) -> FuzzyDate | None:
+    """"last month", "this year", "yesterday", "on Monday", "three weeks ago"."""
+    unit = groups.get("unit") or ""
+    if kind == "recent":
+        back = 1 if (groups.get("rel") or "").lower() == "last" else 0
+        if unit == "year":
+            return _year(published.year - back)
+        if unit == "month":
+            return _month(published.year, published.month - back)
+        week = published - timedelta(days=7 * back)
+        return _month(week.year, week.month)
+    if kind == "yesterday":
+        return _day(published - timedelta(days=1))
+    if kind == "weekday":
+        wanted = WEEKDAYS.index(groups["weekday"] or "")
+        back = (published.weekday() - wanted) % 7
+        if back == 0 and (groups.get("rel") or "").lower() == "last":
+            back = 7
+        return _day(published - timedelta(days=back))
+    if kind == "ago":
+        amount = _count(groups.get("n"))
+        if unit == "day":
+            return _day(published - timedelta(days=amount))
+        if unit == "week":
+            moment = published - timedelta(days=7 * amount)
+            return _month(moment.year, moment.month)
+        if unit == "month":
+            return _month(published.year, published.month - amount)
+        return _year(published.year - amount)
+    return None
+
+
+def _count(number: str | None) -> int:
+    word = (number or "1").lower()
+    return NUMBERS[word] if word in NUMBERS else int(word)
+
+
+def _shift(anchor: FuzzyDate, amount: int, unit: str) -> FuzzyDate:
+    """The anchor moved by `amount` units ("later that week" is 0 weeks), no more precise than the
+    anchor itself nor than the unit."""
+    start = anchor.start
+    if unit == "day" or (unit == "week" and amount):
+        if anchor.precision != "day":
+            return anchor
+        return _day(start + timedelta(days=amount * (7 if unit == "week" else 1)))
+    if unit in ("week", "month"):
+        return anchor if anchor.precision == "year" else _month(start.year, start.month + amount)
+    if amount == 0 or anchor.precision == "year":
+        return _year(start.year + amount)
+    return _month(start.year + amount, start.month)
