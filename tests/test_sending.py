@@ -141,3 +141,13 @@ def test_sigkill_at_any_moment_then_send_again_loses_no_one(
     assert set(delivered) == set(addresses)  # nobody lost
     duplicates = sum(delivered.values()) - len(addresses)
     assert duplicates <= 1, f"{duplicates} duplicates after a kill at {before} messages"  # one connection
+
+
+def test_send_with_local_workers(sender: Path, run: Run, smtp_server: SmtpServer) -> None:
+    addresses = add_subscribers(sender, 300)
+    result = run("send", "--as-of", "2022-07-30", "--workers", "2", "--transport", smtp_server.url)
+    assert result.exit_code == 0, result.output
+    assert "300 deliveries queued" in result.stdout
+    assert "weekly-2022-W30: 300 sent, 0 failed, 0 left, by 2 workers" in result.stdout
+    assert Counter(smtp_server.recipients()) == Counter(addresses)
+    assert smtp_server.connections == 2
