@@ -50,6 +50,17 @@ def run() -> Run:
         return runner.invoke(cli, list(args), catch_exceptions=False)
 
     return invoke
+SEED = REPO.parent / "shared" / "seeds" / "000_270cdd7c17ee760f.txt"
+
+
+@pytest.fixture
+def seed() -> Path:
+    """The seed article (a scraped copy of the July 2022 analysis), kept outside the repository."""
+    if not SEED.is_file():
+        pytest.skip("the seed article is not at ../shared/seeds/ here")
+    return SEED
+
+
 def store_of(project: Path) -> Store:
     """The store the project's config.yaml names."""
     return Store.open(load_config(project / "config.yaml").store_url)

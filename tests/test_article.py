@@ -9,15 +9,6 @@ import pytest
 
 from newsletter.article import article_of, read_document, repair_links
 
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_270cdd7c17ee760f.txt"
-
-
-@pytest.fixture
-def seed() -> Path:
-    if not SEED.is_file():
-        pytest.skip("the seed article is not at ../shared/seeds/ here")
-    return SEED
-
 
 def test_the_seed_is_read_with_its_title_byline_date_and_the_authors_own_bios(seed: Path) -> None:
     article = article_of(read_document(seed.read_text(encoding="utf-8"), "markdown"))

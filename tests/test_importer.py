@@ -25,7 +25,6 @@ from newsletter.yamlsource import Problems
 
 DATA = Path(__file__).resolve().parent / "data"
 ARTICLES = DATA / "importer"
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_270cdd7c17ee760f.txt"
 TODAY = date(2024, 1, 15)
 PUBLISHED = date(2022, 7, 26)  # a Tuesday
 
@@ -46,13 +45,6 @@ def brief_of(result: ImportResult) -> Brief:
     assert [str(p) for p in problems.items] == []
     assert brief is not None
     return brief
-
-
-@pytest.fixture
-def seed() -> Path:
-    if not SEED.is_file():
-        pytest.skip("the seed article is not at ../shared/seeds/ here")
-    return SEED
 
 
 # --- the seed article, against the events listed by hand ---------------------------------------
