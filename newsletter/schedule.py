@@ -165,18 +165,19 @@ class Runner:
         else:
             log.info("%s was built by another runner at the same time", stored.name)
         if digest.on_schedule == "send":
-            self._send(project, store, digest, sending.IssueInStore(stored, created, changed_since=False))
+            self._send(project.config, store, digest, sending.IssueInStore(stored, created, changed_since=False))
         elif digest.on_schedule == "queue":
             queued = store.queue(stored)
             log.info("queued %s: %d deliveries for `newsletter worker` processes", stored.name, queued)
 
     def _resume(self, digest: Digest, stored: StoredIssue) -> None:
-        project = Project.load(self.config_path)
-        store = Store.open(project.config.store_url)
-        self._send(project, store, digest, sending.IssueInStore(stored, created=False, changed_since=False))
+        """A stored issue needs the config and the store only, not the content (which may have
+        changed, or be broken, since the issue was built)."""
+        config = load_config(self.config_path)
+        self._send(config, Store.open(config.store_url), digest, sending.IssueInStore(stored, False, False))
 
-    def _send(self, project: Project, store: Store, digest: Digest, in_store: sending.IssueInStore) -> None:
-        report = sending.deliver(project.config, store, in_store, digest, self.transport_url, stop=self.stop)
+    def _send(self, config: Config, store: Store, digest: Digest, in_store: sending.IssueInStore) -> None:
+        report = sending.deliver(config, store, in_store, digest, self.transport_url, stop=self.stop)
         log.info(
             "sent %s: %d sent, %d failed, %d deferred, %d left%s", report.issue, report.sent, report.failed,
             report.deferred, report.remaining, " (stopped)" if report.stopped else "",

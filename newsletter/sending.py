@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .build import Project
-from .config import Config, Digest, Mailbox
+from .config import DKIM_KEY_ENV, SECRET_KEY_ENV, Config, Digest, Mailbox
 from .digest import Issue, compose, period_of
 from .dispatch import Dispatcher, Policy, SendReport
 from .errors import NewsletterError
@@ -81,8 +81,6 @@ def signing_key(config: Config, settings: TransportSettings) -> tuple[bytes, str
     A Maildir preview gets a throwaway key, so a fresh checkout can try `send` at once."""
     if config.secrets.signing_key is not None:
         return config.secrets.signing_key, None
-    from .config import SECRET_KEY_ENV
-
     if parse_transport_url(settings.url, config.path.parent).kind == "file":
         return secrets.token_bytes(32), (
             f"{SECRET_KEY_ENV} is not set: unsubscribe links in these messages use a throwaway "
@@ -99,8 +97,6 @@ def signer(config: Config) -> DkimSigner | None:
     if dkim is None:
         return None
     if config.secrets.dkim_key is None:
-        from .config import DKIM_KEY_ENV
-
         raise NewsletterError(f"delivery.dkim is set in {config.path.name} but {DKIM_KEY_ENV} is empty")
     return DkimSigner(dkim.selector, dkim.domain, config.secrets.dkim_key)
 
