@@ -20,9 +20,9 @@ from . import sending
 from .build import Project, clip_warning, write_preview
 from .check import check_project
 from .config import Config, Digest, Mailbox, load_config
-from .digest import moment
+from .digest import moment, parse_as_of
 from .errors import Invalid, NewsletterError, SourceError, display_path
-from .store import SUBSCRIBER_STATUSES, Store, StoredIssue
+from .store import SUBSCRIBER_STATUSES, Store, StoredIssue, Subscriber
 from .schedule import Runner, upcoming
 from .subscribers import check_digests, check_name, export_csv, import_csv, normalize_address
 
@@ -60,9 +60,9 @@ class AsOf(click.ParamType["date | datetime"]):
         if isinstance(value, (date, datetime)):
             return value
         try:
-            return date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
-        except ValueError:
-            self.fail(f"'{value}' is not a date (YYYY-MM-DD) or an ISO 8601 moment", param, ctx)
+            return parse_as_of(value)
+        except NewsletterError as exc:
+            self.fail(str(exc), param, ctx)
 
 
 def _human_size(size: int) -> str:
@@ -498,9 +498,17 @@ digest_option = click.option(
     "--digest", "digests", metavar="NAME", multiple=True,
     help="A digest to subscribe to; repeat for several (default: every digest in config.yaml).",
 )
+status_filter = click.option(
+    "--status", "status_name", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers in this status.",
+)
+digest_filter = click.option("--digest", "digest_name", metavar="NAME", help="Only active subscribers of this digest.")
 resubscribe_option = click.option(
     "--resubscribe", is_flag=True, help="Sign up again people who unsubscribed or bounced.",
 )
+
+
+def _described(subscriber: Subscriber) -> str:
+    return f"{subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})"
 
 
 @subscribers.command("add")
@@ -523,7 +531,7 @@ def subscribers_add(config_path: Path, address: str, name: str, digests: tuple[s
                 f"{subscriber.address} is {subscriber.status}; add --resubscribe if they asked to come back"
             )
         verb = "added" if result.created else "updated" if result.changed else "unchanged"
-        click.echo(f"{verb}: {subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})")
+        click.echo(f"{verb}: {_described(subscriber)}")
 
 
 @subscribers.command("remove")
@@ -539,12 +547,12 @@ def subscribers_remove(config_path: Path, address: str, digest_name: str | None)
         subscriber = _open_store(config).remove_subscriber(normalize_address(address), digest_name)
         if subscriber is None:
             raise NewsletterError(f"{address} is not a subscriber")
-        click.echo(f"removed: {subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})")
+        click.echo(f"removed: {_described(subscriber)}")
 
 
 @subscribers.command("list")
-@click.option("--status", "status_name", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers in this status.")
-@click.option("--digest", "digest_name", metavar="NAME", help="Only active subscribers of this digest.")
+@status_filter
+@digest_filter
 @click.pass_obj
 def subscribers_list(config_path: Path, status_name: str | None, digest_name: str | None) -> None:
     """List subscribers: address, status, digests and name, one per line."""
@@ -578,8 +586,8 @@ def subscribers_import(config_path: Path, csv_file: Path, digests: tuple[str, ..
 
 
 @subscribers.command("export")
-@click.option("--status", "status_name", type=click.Choice(SUBSCRIBER_STATUSES), help="Only subscribers in this status.")
-@click.option("--digest", "digest_name", metavar="NAME", help="Only active subscribers of this digest.")
+@status_filter
+@digest_filter
 @click.pass_obj
 def subscribers_export(config_path: Path, status_name: str | None, digest_name: str | None) -> None:
     """Write subscribers as CSV to standard output (the import reads it back)."""

@@ -36,6 +36,14 @@ class Issue:
         return self.as_of.astimezone(self.digest.zone).date()
 
 
+def parse_as_of(raw: str) -> date | datetime:
+    """A day (2022-07-26) or a moment (2022-07-26T07:00+03:00), as `--as-of` and `?as_of=` take it."""
+    try:
+        return date.fromisoformat(raw) if len(raw) == 10 else datetime.fromisoformat(raw)
+    except ValueError:
+        raise DigestError(f"'{raw}' is not a date (YYYY-MM-DD) or an ISO 8601 moment") from None
+
+
 def moment(as_of: date | datetime, digest: Digest) -> datetime:
     """A day means its start in the digest's time zone; a moment without a zone is read there too."""
     if not isinstance(as_of, datetime):

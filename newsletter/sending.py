@@ -20,7 +20,7 @@ from .digest import Issue, compose, period_of
 from .dispatch import Dispatcher, Policy, SendReport
 from .errors import NewsletterError
 from .message import DkimSigner, PreparedMessage, build_message, single_message
-from .render import Rendered
+from .render import Rendered, Renderer
 from .store import Store, StoredIssue
 from .tokens import unsubscribe_token
 from .transport import Transport, TransportSettings, open_transport, parse_transport_url
@@ -101,12 +101,11 @@ def signer(config: Config) -> DkimSigner | None:
     return DkimSigner(dkim.selector, dkim.domain, config.secrets.dkim_key)
 
 
-def policy(config: Config, wait_for_retries: bool = True) -> Policy:
+def policy(config: Config) -> Policy:
     d = config.delivery
     return Policy(
         rate=d.rate, connections=d.connections, max_attempts=d.max_attempts, retry_after=d.retry_after,
-        bounce_limit=d.bounce_limit, lease_seconds=d.lease_seconds, wait_for_retries=wait_for_retries,
-        verp=d.verp,
+        bounce_limit=d.bounce_limit, lease_seconds=d.lease_seconds, verp=d.verp,
     )
 
 
@@ -160,22 +159,20 @@ def send_test_copy(project: Project, store: Store | None, digest: Digest, as_of:
         rendered, config.site, to, unsubscribe_token(key, TEST_SUBSCRIPTION),
         f"<{rendered.issue_id}.test.{secrets.token_hex(8)}@{config.site.domain}>", now,
     )
-    sig = signer(config)
-    if sig is not None:
-        raw = sig.sign(raw)
-    with open_transport(settings, config.path.parent) as transport:
-        transport.send(digest.sender.address, to.address, raw)
-        return rendered.subject, transport.name
+    return rendered.subject, _send_single(config, settings, digest, to, raw)
 
 
-def send_confirmation(project: Project, digest: Digest, to: Mailbox, link: str, hours: int) -> None:
+def send_confirmation(config: Config, renderer: Renderer, digest: Digest, to: Mailbox, link: str, hours: int) -> None:
     """The double opt-in message, through the configured transport."""
-    config = project.config
-    rendered = project.renderer.confirmation(digest, link, hours)
-    now = datetime.now(UTC)
-    raw = single_message(rendered, to, f"<{digest.name}.confirm.{secrets.token_hex(8)}@{config.site.domain}>", now)
+    rendered = renderer.confirmation(digest, link, hours)
+    message_id = f"<{digest.name}.confirm.{secrets.token_hex(8)}@{config.site.domain}>"
+    _send_single(config, transport_settings(config), digest, to, single_message(rendered, to, message_id, datetime.now(UTC)))
+
+
+def _send_single(config: Config, settings: TransportSettings, digest: Digest, to: Mailbox, raw: bytes) -> str:
+    """One message outside the outbox (a test copy, a confirmation), signed when DKIM is set up;
+    returns the transport's name."""
     sig = signer(config)
-    if sig is not None:
-        raw = sig.sign(raw)
-    with open_transport(transport_settings(config), config.path.parent) as transport:
-        transport.send(digest.sender.address, to.address, raw)
+    with open_transport(settings, config.path.parent) as transport:
+        transport.send(digest.sender.address, to.address, sig.sign(raw) if sig else raw)
+        return transport.name

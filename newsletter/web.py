@@ -12,7 +12,7 @@ import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -27,10 +27,10 @@ from starlette.routing import Route
 from . import sending
 from .build import PREVIEW_TOKEN, Project
 from .config import SECRET_KEY_ENV, Config, Digest, Mailbox, load_config
-from .digest import moment
+from .digest import Issue, moment, parse_as_of
 from .errors import DeliveryError, Invalid, NewsletterError
 from .message import build_message, preview_message_id, unsubscribe_url
-from .render import UNSUBSCRIBE_URL, Labels, Renderer
+from .render import UNSUBSCRIBE_URL, Labels, Rendered, Renderer
 from .store import Store, StoredIssue
 from .subscribers import AddressError, check_name, normalize_address
 from .tokens import (
@@ -153,15 +153,6 @@ class RateLimit:
             return True
 
 
-def parse_as_of(raw: str | None) -> date | datetime | None:
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw) if len(raw) == 10 else datetime.fromisoformat(raw)
-    except ValueError:
-        raise NewsletterError(f"'{raw}' is not a date (YYYY-MM-DD) or an ISO 8601 moment") from None
-
-
 class Site:
     """The app's state: config, store, key and page templates, loaded once at start."""
 
@@ -249,7 +240,8 @@ class Site:
             token = confirm_token(self.key, subscription, int(time.time()))
             link = f"{self.config.site.base_url}/confirm/{token}"
             try:
-                sending.send_confirmation(self.project(), digest, Mailbox(name, address), link, self.config.web.confirm_hours)
+                sending.send_confirmation(self.config, self.renderer, digest, Mailbox(name, address), link,
+                                          self.config.web.confirm_hours)
             except DeliveryError:
                 return self.page(labels.bad_form_title, ["The confirmation message could not be sent; try again later."],
                                  status=503, digest=digest)
@@ -328,11 +320,9 @@ class Site:
         view = request.query_params.get("view", "html")
         if view not in ("html", "text", "headers"):
             view = "html"
+        raw_as_of = request.query_params.get("as_of", "")
         try:
-            project = self.project()
-            raw_as_of = request.query_params.get("as_of", "")
-            when = moment(parse_as_of(raw_as_of) or datetime.now(UTC), project.config.digest(digest.name))
-            issue, rendered = project.issue(project.config.digest(digest.name), when)
+            project, when, issue, rendered = self._preview_issue(digest, raw_as_of)
         except Invalid as exc:
             return self.page(labels.content_problems_title, [labels.content_problems_text], status=422,
                              problems=[str(p) for p in exc.problems])
@@ -351,12 +341,18 @@ class Site:
             context["headers"] = raw.split(b"\r\n\r\n", 1)[0].decode("ascii").replace("\r\n", "\n")
         return HTMLResponse(self.renderer.page("web/preview.html", context))
 
+    def _preview_issue(self, digest: Digest, raw_as_of: str) -> tuple[Project, datetime, Issue, Rendered]:
+        """The issue `digest` would have as of `raw_as_of` (default now), from the files as they are."""
+        project = self.project()
+        current = project.config.digest(digest.name)
+        when = moment(parse_as_of(raw_as_of) if raw_as_of else datetime.now(UTC), current)
+        issue, rendered = project.issue(current, when)
+        return project, when, issue, rendered
+
     def preview_email(self, request: Request) -> Response:
         digest = self.digest(request.path_params["digest"])
         try:
-            project = self.project()
-            when = moment(parse_as_of(request.query_params.get("as_of")) or datetime.now(UTC), digest)
-            _, rendered = project.issue(project.config.digest(digest.name), when)
+            project, _, _, rendered = self._preview_issue(digest, request.query_params.get("as_of", ""))
         except NewsletterError as exc:
             return PlainTextResponse(str(exc), status_code=422)
         html = rendered.html.replace(UNSUBSCRIBE_URL, unsubscribe_url(project.config.site, PREVIEW_TOKEN))

@@ -38,7 +38,7 @@ def work(
     has deliveries left). Rows held by another worker are left to it, or to its lease's end."""
     config = load_config(config_path)
     store = Store.open(config.store_url)
-    how = replace(sending.policy(config, wait_for_retries=False), connections=1, batch=batch)
+    how = replace(sending.policy(config), wait_for_retries=False, connections=1, batch=batch)
     report = WorkerReport()
     while not stop.is_set():
         pending = store.issues_with_work()
