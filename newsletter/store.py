@@ -586,10 +586,8 @@ class Store:
     def issue_by_name(self, name: str) -> StoredIssue | None:
         """`weekly-2022-W30`: the digest is the name up to the period."""
         with self.engine.connect() as conn:
-            for row in conn.execute(sa.select(issues)).all():
-                if f"{row.digest}-{row.period}" == name:
-                    return StoredIssue(**row._mapping)
-        return None
+            row = conn.execute(sa.select(issues).where(issues.c.digest + "-" + issues.c.period == name)).first()
+        return None if row is None else StoredIssue(**row._mapping)
 
     def latest_issue(self) -> StoredIssue | None:
         with self.engine.connect() as conn:
