@@ -22,17 +22,17 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from newsletter.build import Project, write_preview
-from newsletter.digest import compose, moment
-from newsletter.inline import inline_css, inline_css_uncached
+from newsletter.usecases.build import Project, write_preview
+from newsletter.compose.digest import compose, moment
+from newsletter.compose.inline import inline_css, inline_css_uncached
 
 COLD = """
 import sys, time, tempfile
 from datetime import date
 from pathlib import Path
 start = time.perf_counter()
-from newsletter.build import Project, write_preview
-from newsletter.digest import moment
+from newsletter.usecases.build import Project, write_preview
+from newsletter.compose.digest import moment
 imported = time.perf_counter()
 project = Project.load(Path(sys.argv[1]))
 digest = project.config.digests[0]

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import yaml
 
-from newsletter import drafts
-from newsletter.importer import ImportResult, import_article
+from newsletter.intake import drafts
+from newsletter.intake.importer import ImportResult, import_article
 
 REPO = Path(__file__).resolve().parent.parent
 SEED = REPO.parent / "shared" / "seeds" / "000_270cdd7c17ee760f.txt"

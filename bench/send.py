@@ -39,9 +39,9 @@ CHILD = """
 import os, resource, sys, time
 from datetime import date
 from pathlib import Path
-from newsletter import sending
-from newsletter.build import Project
-from newsletter.digest import moment
+from newsletter.usecases import sending
+from newsletter.usecases.build import Project
+from newsletter.compose.digest import moment
 from newsletter.store import Store
 project = Project.load(Path("config.yaml"))
 digest = project.config.digest("weekly")
@@ -97,7 +97,7 @@ def project_with(folder: Path, count: int) -> Path:
         [sys.executable, "-c", f"""
 from pathlib import Path
 import sqlalchemy as sa
-from newsletter.config import load_config
+from newsletter.inputs.config import load_config
 from newsletter.store import Store, utcnow
 store = Store.open(load_config(Path("config.yaml")).store_url)
 now = utcnow()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from newsletter.cli import cli
-from newsletter.config import load_config
+from newsletter.faces.cli import cli
+from newsletter.inputs.config import load_config
 from newsletter.store import Store
 
 REPO = Path(__file__).resolve().parent.parent

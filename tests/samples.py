@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from newsletter.config import Digest, Mailbox, Site
-from newsletter.content import Author, Brief, KeyPoint, Related, Source, TimelineEntry, parse_fuzzy_date
+from newsletter.inputs.config import Digest, Mailbox, Site
+from newsletter.inputs.content import Author, Brief, KeyPoint, Related, Source, TimelineEntry, parse_fuzzy_date
 
 SOURCE = Source("Report", "Daily Sabah", "https://example.org/report")
 SITE = Site("https://news.example.org", "news.example.org")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.article import article_of, read_document, repair_links
+from newsletter.intake.article import article_of, read_document, repair_links
 
 
 def test_the_seed_is_read_with_its_title_byline_date_and_the_authors_own_bios(seed: Path) -> None:

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from newsletter.config import load_config
+from newsletter.inputs.config import load_config
 from newsletter.store import Store
-from newsletter.tokens import unsubscribe_token
-from newsletter.web import create_app
+from newsletter.delivery.tokens import unsubscribe_token
+from newsletter.faces.web import create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(

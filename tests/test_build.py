@@ -9,8 +9,8 @@ from pathlib import Path
 
 from lxml import html as lxml_html
 
-from newsletter.build import Project, write_preview
-from newsletter.digest import moment
+from newsletter.usecases.build import Project, write_preview
+from newsletter.compose.digest import moment
 
 from .conftest import Run
 

@@ -91,7 +91,7 @@ def test_check_reports_a_template_error_at_its_line(project: Path, run: Run) -> 
     result = run("check")
     assert result.exit_code == 2
     line = line_of(html, "digest.titel")
-    assert f"templates/digest.html:{line}: template: 'newsletter.config.Digest object' has no attribute 'titel'" in result.stdout
+    assert f"templates/digest.html:{line}: template: 'newsletter.inputs.config.Digest object' has no attribute 'titel'" in result.stdout
 
 
 def test_check_warns_before_gmail_would_clip_the_html(project: Path, run: Run) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import load_config
+from newsletter.inputs.config import load_config
 from newsletter.errors import ConfigError, Invalid, NewsletterError
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import load_library, parse_fuzzy_date
+from newsletter.inputs.content import load_library, parse_fuzzy_date
 from newsletter.errors import Invalid, NewsletterError
 
 ENTRY = """\

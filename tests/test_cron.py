@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from newsletter.cron import last_fire, next_fires, trigger
+from newsletter.inputs.cron import last_fire, next_fires, trigger
 
 WEDNESDAY = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from newsletter.content import parse_fuzzy_date
-from newsletter.dating import find_mentions
+from newsletter.inputs.content import parse_fuzzy_date
+from newsletter.intake.dating import find_mentions
 
 PUBLISHED = date(2022, 7, 26)  # a Tuesday
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import Library, TimelineEntry
-from newsletter.digest import compose, moment, period_of
+from newsletter.inputs.content import Library, TimelineEntry
+from newsletter.compose.digest import compose, moment, period_of
 from newsletter.errors import DigestError
 
 from .samples import DIGEST, brief, entry

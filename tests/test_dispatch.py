@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.content import Library
-from newsletter.digest import compose, moment
-from newsletter.dispatch import Dispatcher, Policy, SendReport
+from newsletter.inputs.content import Library
+from newsletter.compose.digest import compose, moment
+from newsletter.delivery.dispatch import Dispatcher, Policy, SendReport
 from newsletter.errors import PolicyError
-from newsletter.message import PreparedMessage
-from newsletter.render import Renderer
+from newsletter.compose.message import PreparedMessage
+from newsletter.compose.render import Renderer
 from newsletter.store import Store, StoredIssue
-from newsletter.tokens import read_unsubscribe_token
-from newsletter.transport import Transport, TransportSettings, open_transport
+from newsletter.delivery.tokens import read_unsubscribe_token
+from newsletter.delivery.transport import Transport, TransportSettings, open_transport
 
 from .samples import DIGEST, SITE, brief, entry
 from .smtp_server import SmtpServer

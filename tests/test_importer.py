@@ -16,12 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from newsletter import drafts
-from newsletter.article import NO_BIO, article_of, read_document, split_sentences
-from newsletter.content import Brief, read_brief
+from newsletter.intake import drafts
+from newsletter.intake.article import NO_BIO, article_of, read_document, split_sentences
+from newsletter.inputs.content import Brief, read_brief
 from newsletter.errors import ContentError, NewsletterError
-from newsletter.importer import ImportResult, extract_events, import_article
-from newsletter.yamlsource import Problems
+from newsletter.intake.importer import ImportResult, extract_events, import_article
+from newsletter.inputs.yamlsource import Problems
 
 DATA = Path(__file__).resolve().parent / "data"
 ARTICLES = DATA / "importer"

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from newsletter import drafts
-from newsletter.build import Project
-from newsletter.config import Feed, load_config
-from newsletter.digest import compose, moment
-from newsletter.ingest import ingest, matches
+from newsletter.intake import drafts
+from newsletter.usecases.build import Project
+from newsletter.inputs.config import Feed, load_config
+from newsletter.compose.digest import compose, moment
+from newsletter.intake.ingest import ingest, matches
 from newsletter.store import Store
 
 from .conftest import Run

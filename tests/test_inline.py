@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from newsletter.build import Project
-from newsletter.digest import compose, moment
-from newsletter.inline import inline_css, inline_css_uncached
+from newsletter.usecases.build import Project
+from newsletter.compose.digest import compose, moment
+from newsletter.compose.inline import inline_css, inline_css_uncached
 
 
 def test_cached_inlining_matches_premailer_byte_for_byte(project: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter import markup
+from newsletter.inputs import markup
 
 
 @pytest.mark.parametrize(

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.config import Mailbox
-from newsletter.content import Library
-from newsletter.digest import compose, moment
+from newsletter.inputs.config import Mailbox
+from newsletter.inputs.content import Library
+from newsletter.compose.digest import compose, moment
 from newsletter.errors import NewsletterError
-from newsletter.message import DkimSigner, PreparedMessage, build_message
-from newsletter.render import Rendered, Renderer
+from newsletter.compose.message import DkimSigner, PreparedMessage, build_message
+from newsletter.compose.render import Rendered, Renderer
 
 from .samples import DIGEST, SITE, brief, entry
 
@@ -182,7 +182,7 @@ def test_dkim_signs_the_list_headers_and_verifies(rendered: Rendered) -> None:
 def test_quoted_printable_bodies_never_start_a_line_with_a_dot(text: str) -> None:
     import quopri
 
-    from newsletter.message import _qp
+    from newsletter.compose.message import _qp
 
     encoded = _qp(text)
     lines = encoded.split(b"\r\n")

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import pytest
 
-from newsletter.cli import cli
+from newsletter.faces.cli import cli
 
 REPO = Path(__file__).resolve().parent.parent
 README = (REPO / "README.md").read_text(encoding="utf-8")

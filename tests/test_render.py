@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from lxml import html as lxml_html
 
-import newsletter.render as render_module
-from newsletter.content import Author, KeyPoint, Library, Related, Source
-from newsletter.digest import Issue, compose, moment
+import newsletter.compose.render as render_module
+from newsletter.inputs.content import Author, KeyPoint, Library, Related, Source
+from newsletter.compose.digest import Issue, compose, moment
 from newsletter.errors import TemplateError
-from newsletter.render import UNSUBSCRIBE_URL, Renderer
+from newsletter.compose.render import UNSUBSCRIBE_URL, Renderer
 
 from .samples import DIGEST, SITE, SOURCE, brief, entry
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.cron import trigger
-from newsletter.schedule import Runner, on_start
+from newsletter.inputs.cron import trigger
+from newsletter.faces.schedule import Runner, on_start
 
 from .conftest import Run, add_subscribers, store_of
 from .smtp_server import SmtpServer
@@ -202,7 +202,7 @@ def test_check_reports_a_bad_schedule_at_its_line(project: Path, run: Run, old: 
 
 
 def test_on_schedule_queue_leaves_the_sending_to_workers(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from newsletter.worker import work
+    from newsletter.faces.worker import work
 
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
     config = configure(project, "0 7 * * MON", "weekly", on_schedule="queue")

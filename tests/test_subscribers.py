@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.store import Store
-from newsletter.subscribers import AddressError, check_name, export_csv, import_csv, normalize_address
+from newsletter.delivery.subscribers import AddressError, check_name, export_csv, import_csv, normalize_address
 
 DIGESTS = ("weekly", "monthly")
 

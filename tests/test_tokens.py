@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.tokens import (
+from newsletter.delivery.tokens import (
     TokenError, confirm_token, read_confirm_token, read_unsubscribe_token, unsubscribe_token,
 )
 
@@ -43,7 +43,7 @@ def test_a_bad_unsubscribe_token_is_refused(make: object, message: str) -> None:
 
 
 def test_the_same_fields_signed_for_another_purpose_do_not_verify() -> None:
-    from newsletter.tokens import sign, verify
+    from newsletter.delivery.tokens import sign, verify
 
     with pytest.raises(TokenError, match="not valid"):
         verify(KEY, "unsubscribe", sign(KEY, "confirm", "7"), 1)

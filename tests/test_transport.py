@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from newsletter.errors import DeliveryError, NewsletterError, PermanentError, PolicyError, TransientError
-from newsletter.transport import (
+from newsletter.delivery.transport import (
     Endpoint,
     Transport,
     TransportSettings,

@@ -15,10 +15,10 @@ import feedparser
 import pytest
 from starlette.testclient import TestClient
 
-from newsletter.config import load_config
+from newsletter.inputs.config import load_config
 from newsletter.store import Store
-from newsletter.tokens import confirm_token, form_token, unsubscribe_token
-from newsletter.web import create_app
+from newsletter.delivery.tokens import confirm_token, form_token, unsubscribe_token
+from newsletter.faces.web import create_app
 
 from .conftest import Run
 

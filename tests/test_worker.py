@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter.config import load_config
+from newsletter.inputs.config import load_config
 from newsletter.store import Store, utcnow
 
 from .conftest import Run

@@ -13,10 +13,10 @@ import threading
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from . import sending
-from .config import load_config
-from .errors import NewsletterError
-from .store import Store
+from ..usecases import sending
+from ..inputs.config import load_config
+from ..errors import NewsletterError
+from ..store import Store
 
 log = logging.getLogger("newsletter.worker")
 HELD_POLL = 0.2  # seconds between looks while other workers hold the last rows

@@ -24,16 +24,16 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from . import sending
-from .build import PREVIEW_TOKEN, Project
-from .config import SECRET_KEY_ENV, Config, Digest, Mailbox, load_config
-from .digest import Issue, moment, parse_as_of
-from .errors import DeliveryError, Invalid, NewsletterError
-from .message import build_message, preview_message_id, unsubscribe_url
-from .render import UNSUBSCRIBE_URL, Labels, Rendered, Renderer
-from .store import Store, StoredIssue
-from .subscribers import AddressError, check_name, normalize_address
-from .tokens import (
+from ..usecases import sending
+from ..usecases.build import PREVIEW_TOKEN, Project
+from ..inputs.config import SECRET_KEY_ENV, Config, Digest, Mailbox, load_config
+from ..compose.digest import Issue, moment, parse_as_of
+from ..errors import DeliveryError, Invalid, NewsletterError
+from ..compose.message import build_message, preview_message_id, unsubscribe_url
+from ..compose.render import UNSUBSCRIBE_URL, Labels, Rendered, Renderer
+from ..store import Store, StoredIssue
+from ..delivery.subscribers import AddressError, check_name, normalize_address
+from ..delivery.tokens import (
     TokenError, confirm_token, form_token, read_confirm_token, read_form_token, read_unsubscribe_token,
 )
 

@@ -18,8 +18,8 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from .config import Mailbox, Site
-from .errors import NewsletterError
+from ..inputs.config import Mailbox, Site
+from ..errors import NewsletterError
 from .render import UNSUBSCRIBE_URL, Rendered
 
 SMTP_POLICY = email.policy.SMTP.clone(max_line_length=78)

@@ -10,9 +10,9 @@ from typing import TextIO
 
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import NewsletterError, display_path
-from .message import MAX_NAME_LENGTH, header_value
-from .store import Store
+from ..errors import NewsletterError, display_path
+from ..compose.message import MAX_NAME_LENGTH, header_value
+from ..store import Store
 
 ADDRESS_COLUMNS = ("email", "address", "email_address", "e-mail")
 EXPORT_COLUMNS = ("address", "name", "status", "digests", "created_at")

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .errors import NewsletterError
+from ..errors import NewsletterError
 
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
 SUBSCRIPTION_STATUSES = ("pending", "active", "unsubscribed")

@@ -16,15 +16,15 @@ from typing import IO, Any
 
 import click
 
-from . import sending
-from .build import Project, clip_warning, write_preview
-from .check import check_project
-from .config import Config, Digest, Mailbox, load_config
-from .digest import moment, parse_as_of
-from .errors import Invalid, NewsletterError, SourceError, display_path
-from .store import SUBSCRIBER_STATUSES, Store, StoredIssue, Subscriber
+from ..usecases import sending
+from ..usecases.build import Project, clip_warning, write_preview
+from ..usecases.check import check_project
+from ..inputs.config import Config, Digest, Mailbox, load_config
+from ..compose.digest import moment, parse_as_of
+from ..errors import Invalid, NewsletterError, SourceError, display_path
+from ..store import SUBSCRIBER_STATUSES, Store, StoredIssue, Subscriber
 from .schedule import Runner, upcoming
-from .subscribers import check_digests, check_name, export_csv, import_csv, normalize_address
+from ..delivery.subscribers import check_digests, check_name, export_csv, import_csv, normalize_address
 
 EXIT_PROBLEM = 2
 
@@ -391,7 +391,7 @@ def serve(config_path: Path, host: str, port: int) -> None:
 @click.pass_obj
 def ingest(config_path: Path, feed_names: tuple[str, ...]) -> None:
     """Read the feeds in config.yaml and draft a timeline entry for each new matching item."""
-    from .ingest import ingest as run_ingest
+    from ..intake.ingest import ingest as run_ingest
 
     with expected_errors():
         config = load_config(config_path)
@@ -427,7 +427,7 @@ def ingest(config_path: Path, feed_names: tuple[str, ...]) -> None:
 @click.pass_obj
 def import_command(config_path: Path, source: str) -> None:
     """Draft a brief and dated timeline entries from one article (HTML, Markdown or text)."""
-    from .importer import import_article
+    from ..intake.importer import import_article
 
     with expected_errors():
         config = load_config(config_path)
@@ -449,7 +449,7 @@ def drafts() -> None:
 @click.pass_obj
 def drafts_list(config_path: Path) -> None:
     """Every draft: id, kind, date, title, and whether it is trusted, edited or has problems."""
-    from .drafts import all_drafts
+    from ..intake.drafts import all_drafts
 
     with expected_errors():
         found = all_drafts(load_config(config_path).content_dir)
@@ -468,7 +468,7 @@ def drafts_list(config_path: Path) -> None:
 @click.pass_obj
 def drafts_approve(config_path: Path, draft_id: str, into: Path | None) -> None:
     """Publish a draft: it must pass every check, or nothing changes."""
-    from .drafts import approve
+    from ..intake.drafts import approve
 
     with expected_errors():
         target = approve(load_config(config_path).content_dir, draft_id, into)
@@ -480,7 +480,7 @@ def drafts_approve(config_path: Path, draft_id: str, into: Path | None) -> None:
 @click.pass_obj
 def drafts_reject(config_path: Path, draft_id: str) -> None:
     """Drop a draft (an entry's sources are remembered so it is not proposed again)."""
-    from .drafts import reject
+    from ..intake.drafts import reject
 
     with expected_errors():
         reject(load_config(config_path).content_dir, draft_id)

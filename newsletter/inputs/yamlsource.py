@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import SourceError
+from ..errors import SourceError
 
 NULL_TAG = "tag:yaml.org,2002:null"
 # libyaml composes the same nodes with the same marks about ten times faster.

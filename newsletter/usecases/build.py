@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from .config import Config, Digest, load_config
-from .content import Library, load_library
-from .drafts import trusted_entries
-from .digest import Issue, compose
-from .message import build_message, preview_message_id, unsubscribe_url
-from .render import UNSUBSCRIBE_URL, Rendered, Renderer
+from ..inputs.config import Config, Digest, load_config
+from ..inputs.content import Library, load_library
+from ..intake.drafts import trusted_entries
+from ..compose.digest import Issue, compose
+from ..compose.message import build_message, preview_message_id, unsubscribe_url
+from ..compose.render import UNSUBSCRIBE_URL, Rendered, Renderer
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides the rest of a message past this much HTML
 HTML_BUDGET_BYTES = 90 * 1024  # our margin below the clip

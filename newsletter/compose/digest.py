@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from .config import Digest
-from .content import Brief, Library, TimelineEntry
-from .errors import DigestError
+from ..inputs.config import Digest
+from ..inputs.content import Brief, Library, TimelineEntry
+from ..errors import DigestError
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .content import LANGUAGE, TAG
 from .cron import trigger
-from .errors import ConfigError, Invalid, NewsletterError
+from ..errors import ConfigError, Invalid, NewsletterError
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
 PERIODS = ("monthly", "weekly", "daily", "hourly", "minutely", "secondly")

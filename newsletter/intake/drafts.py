@@ -27,9 +27,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import yaml
 
-from .content import TimelineEntry, load_library, read_brief, read_entry
-from .errors import ContentError, Invalid, NewsletterError, display_path
-from .yamlsource import Problems, hint, parse
+from ..inputs.content import TimelineEntry, load_library, read_brief, read_entry
+from ..errors import ContentError, Invalid, NewsletterError, display_path
+from ..inputs.yamlsource import Problems, hint, parse
 
 ENTRY_DRAFTS = Path("timeline") / "drafts"
 BRIEF_DRAFTS = Path("briefs") / "drafts"

@@ -18,13 +18,13 @@ from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from . import sending
-from .build import Project, write_files
-from .config import Config, Digest, load_config
-from .cron import Schedule, last_fire, next_fires, trigger
-from .digest import compose, period_of
-from .errors import DigestError, NewsletterError, display_path
-from .store import Store, StoredIssue
+from ..usecases import sending
+from ..usecases.build import Project, write_files
+from ..inputs.config import Config, Digest, load_config
+from ..inputs.cron import Schedule, last_fire, next_fires, trigger
+from ..compose.digest import compose, period_of
+from ..errors import DigestError, NewsletterError, display_path
+from ..store import Store, StoredIssue
 
 log = logging.getLogger("newsletter.run")
 

@@ -21,9 +21,9 @@ import yaml
 
 from . import drafts
 from .article import Article, Link, Sentence, article_of, fetch, one_line, read_document, split_sentences, words_of
-from .content import FuzzyDate, KeyPoint, Source, load_library
+from ..inputs.content import FuzzyDate, KeyPoint, Source, load_library
 from .dating import Mention, find_mentions
-from .errors import NewsletterError, display_path
+from ..errors import NewsletterError, display_path
 
 TAGS = ("imported",)
 KEY_POINTS = (5, 8)  # fewest and most, when the article has enough sentences that cite something

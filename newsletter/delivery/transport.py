@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, Protocol, Self
 from urllib.parse import quote, unquote, urlsplit
 
-from .config import SMTP_PASSWORD_ENV
-from .errors import DeliveryError, NewsletterError, PermanentError, PolicyError, TransientError, display_path
+from ..inputs.config import SMTP_PASSWORD_ENV
+from ..errors import DeliveryError, NewsletterError, PermanentError, PolicyError, TransientError, display_path
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer

@@ -12,7 +12,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from . import markup
-from .errors import ContentError, Invalid, NewsletterError
+from ..errors import ContentError, Invalid, NewsletterError
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
 BRIEF_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([a-z0-9][a-z0-9-]*)\.md$")

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from .config import Mailbox, Site
-from .errors import DeliveryError, PermanentError, PolicyError, TransientError
-from .message import PreparedMessage
-from .store import Delivery, Store, StoredIssue, lease_owner, utcnow
+from ..inputs.config import Mailbox, Site
+from ..errors import DeliveryError, PermanentError, PolicyError, TransientError
+from ..compose.message import PreparedMessage
+from ..store import Delivery, Store, StoredIssue, lease_owner, utcnow
 from .tokens import unsubscribe_token
 from .transport import Transport
 

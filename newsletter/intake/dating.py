@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from .content import FuzzyDate, parse_fuzzy_date
+from ..inputs.content import FuzzyDate, parse_fuzzy_date
 
 MONTH_NAMES = (
     "January|February|March|April|May|June|July|August|September|October|November|December|"

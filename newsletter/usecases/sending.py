@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .build import Project
-from .config import DKIM_KEY_ENV, SECRET_KEY_ENV, Config, Digest, Mailbox
-from .digest import Issue, compose, period_of
-from .dispatch import Dispatcher, Policy, SendReport
-from .errors import NewsletterError
-from .message import DkimSigner, PreparedMessage, build_message, single_message
-from .render import Rendered, Renderer
-from .store import Store, StoredIssue
-from .tokens import unsubscribe_token
-from .transport import Transport, TransportSettings, open_transport, parse_transport_url
+from ..inputs.config import DKIM_KEY_ENV, SECRET_KEY_ENV, Config, Digest, Mailbox
+from ..compose.digest import Issue, compose, period_of
+from ..delivery.dispatch import Dispatcher, Policy, SendReport
+from ..errors import NewsletterError
+from ..compose.message import DkimSigner, PreparedMessage, build_message, single_message
+from ..compose.render import Rendered, Renderer
+from ..store import Store, StoredIssue
+from ..delivery.tokens import unsubscribe_token
+from ..delivery.transport import Transport, TransportSettings, open_transport, parse_transport_url
 
 TEST_SUBSCRIPTION = 0  # the unsubscribe link of a test copy stands for no subscription
 

@@ -24,9 +24,9 @@ from lxml import html as lxml_html
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from .content import Author
+from ..inputs.content import Author
 from .dating import date_line
-from .errors import NewsletterError, display_path
+from ..errors import NewsletterError, display_path
 
 USER_AGENT = "threat-brief-newsletter/0.1 (newsletter import)"
 MAX_BYTES = 10_000_000

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 
-from .errors import NewsletterError
+from ..errors import NewsletterError
 
 FIELD = re.compile(r"^[a-z0-9-]+$")
 SIGNATURE_BYTES = 15  # base32 without padding: 24 characters

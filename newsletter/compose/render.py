@@ -14,13 +14,13 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from . import markup
-from .config import Digest
-from .content import FuzzyDate, Source
+from ..inputs import markup
+from ..inputs.config import Digest
+from ..inputs.content import FuzzyDate, Source
 from .digest import Issue
-from .errors import Invalid, NewsletterError, TemplateError
+from ..errors import Invalid, NewsletterError, TemplateError
 from .inline import inline_css
-from .yamlsource import Problems, parse
+from ..inputs.yamlsource import Problems, parse
 
 # Per-subscriber values are left as placeholders in the rendered bodies, so a send
 # renders and inlines once and then only substitutes text (see message.py).

@@ -7,11 +7,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 from .build import clip_warning
-from .config import Config, Digest, load_config
-from .content import Library, load_library
-from .digest import compose, covers, moment
-from .errors import Invalid, NewsletterError
-from .render import Renderer
+from ..inputs.config import Config, Digest, load_config
+from ..inputs.content import Library, load_library
+from ..compose.digest import compose, covers, moment
+from ..errors import Invalid, NewsletterError
+from ..compose.render import Renderer
 
 
 @dataclass

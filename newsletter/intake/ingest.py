@@ -26,9 +26,9 @@ import feedparser
 from lxml import html as lxml_html
 
 from . import drafts
-from .config import Config, Feed
-from .content import load_library
-from .store import Store
+from ..inputs.config import Config, Feed
+from ..inputs.content import load_library
+from ..store import Store
 
 USER_AGENT = "threat-brief-newsletter/0.1 (newsletter ingest)"
 SUMMARY_LIMIT = 600
