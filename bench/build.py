@@ -22,8 +22,9 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
-from newsletter.usecases.build import Project, write_preview
 from newsletter.compose.digest import compose, moment
+from newsletter.inputs.config import load_config
+from newsletter.usecases.build import Project, compose_issue, preview as write_preview
 from newsletter.compose.inline import inline_css, inline_css_uncached
 
 COLD = """
@@ -31,10 +32,11 @@ import sys, time, tempfile
 from datetime import date
 from pathlib import Path
 start = time.perf_counter()
-from newsletter.usecases.build import Project, write_preview
 from newsletter.compose.digest import moment
+from newsletter.inputs.config import load_config
+from newsletter.usecases.build import Project, preview as write_preview
 imported = time.perf_counter()
-project = Project.load(Path(sys.argv[1]))
+project = Project.of(load_config(Path(sys.argv[1])))
 digest = project.config.digests[0]
 write_preview(project, digest, moment(date.fromisoformat(sys.argv[2]), digest), Path(tempfile.mkdtemp()))
 print((imported - start) * 1000, (time.perf_counter() - imported) * 1000)
@@ -59,7 +61,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
 
-    project = Project.load(args.config)
+    project = Project.of(load_config(args.config))
     digest = project.config.digests[0]
     when = moment(date.fromisoformat(args.as_of), digest)
     issue = compose(project.library, digest, when)
@@ -69,11 +71,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder)
         rows = {
-            "load config, content, templates": timed(lambda: Project.load(args.config), max(5, repeat // 3)),
+            "load config, content, templates": timed(lambda: Project.of(load_config(args.config)), max(5, repeat // 3)),
             "compose": timed(lambda: compose(project.library, digest, when), repeat),
             "HTML template, before inlining": timed(lambda: project.renderer.html_before_inlining(issue), repeat),
             "inline CSS (ours: premailer, rules kept)": timed(lambda: inline_css(page), repeat),
-            "compose + render": timed(lambda: project.issue(digest, when), repeat),
+            "compose + render": timed(lambda: compose_issue(project, digest, when), repeat),
             "whole build: + sample .eml + write 3 files": timed(
                 lambda: write_preview(project, digest, when, out), repeat
             ),
@@ -82,7 +84,7 @@ def main() -> None:
         variants = [replace(digest, name=f"{digest.name}{n}") for n in range(4)]
         shared, _ = timed(lambda: [write_preview(project, d, when, out) for d in variants], 5)
         reloaded, _ = timed(
-            lambda: [write_preview(Project.load(args.config), d, when, out) for d in variants], 5
+            lambda: [write_preview(Project.of(load_config(args.config)), d, when, out) for d in variants], 5
         )
 
     cold = [

@@ -39,17 +39,19 @@ CHILD = """
 import os, resource, sys, time
 from datetime import date
 from pathlib import Path
-from newsletter.usecases import sending
+from newsletter.usecases import issues
 from newsletter.usecases.build import Project
 from newsletter.compose.digest import moment
+from newsletter.inputs.config import load_config
 from newsletter.store import Store
-project = Project.load(Path("config.yaml"))
-digest = project.config.digest("weekly")
-store = Store.open(project.config.store_url)
+config = load_config(Path("config.yaml")).with_transport(sys.argv[1])
+digest = config.digest("weekly")
+store = Store.open(config.store_url)
 start = time.perf_counter()
-report = sending.send_issue(project, store, digest, moment(date(2022, 7, 30), digest), sys.argv[1])
+outcome = issues.send(config, lambda: Project.of(config), store, digest, moment(date(2022, 7, 30), digest))
+report = outcome.report
 seconds = time.perf_counter() - start
-assert report.sent == int(sys.argv[2]) and report.failed == 0, report
+assert report is not None and report.sent == int(sys.argv[2]) and report.failed == 0, outcome
 print(seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 

@@ -71,7 +71,7 @@ def add_subscribers(project: Path, count: int, digest: str = "weekly") -> list[s
     store = store_of(project)
     addresses = [f"reader{n:05d}@example.org" for n in range(count)]
     for address in addresses:
-        store.add_subscriber(address, "", [digest])
+        store.subscribers.add(address, "", [digest])
     return addresses
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from datetime import UTC, datetime
+
 from newsletter.inputs.config import Digest, Mailbox, Site
+from newsletter.store import Snapshot, Store, StoredIssue
 from newsletter.inputs.content import Author, Brief, KeyPoint, Related, Source, TimelineEntry, parse_fuzzy_date
 
 SOURCE = Source("Report", "Daily Sabah", "https://example.org/report")
@@ -37,3 +40,16 @@ def brief(
         authors=authors, language=language, tags=tags, key_points=key_points, related=related,
         body="", url=url,
     )
+
+
+def stored_issue(
+    store: Store, period: str = "2022-W30", subject: str = "Subject", content_hash: str = "hash",
+    as_of: datetime = datetime(2022, 7, 30, tzinfo=UTC), digest: str = "weekly",
+) -> tuple[StoredIssue, bool]:
+    """Save a small snapshot of `digest`'s issue for `period`: (the stored issue, whether written)."""
+    return store.issues.save(Snapshot(
+        digest=digest, period=period, subject=subject, preheader="Pre", html="<p>html</p>", text="text",
+        sender_name="Digest", sender_address="digest@example.org", reply_to_name=None, reply_to_address=None,
+        list_id=f'"Weekly" <{digest}.news.example.org>', language="en", direction="ltr", content_hash=content_hash,
+        as_of=as_of, contents=(),
+    ))

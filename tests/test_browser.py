@@ -50,7 +50,7 @@ def server(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     base = f"http://127.0.0.1:{listener.getsockname()[1]}"
     config = project / "config.yaml"
     config.write_text(config.read_text(encoding="utf-8").replace("https://threat-digest.example.org", base))
-    server = uvicorn.Server(uvicorn.Config(create_app(config), log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(create_app(load_config(config)), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -100,7 +100,7 @@ def test_a_reader_subscribes_confirms_and_unsubscribes(
     assert page.get_by_role("heading", name="You are subscribed").is_visible()
     page.screenshot(path=screenshots / "confirmed-375.png", full_page=True)
     store = Store.open(load_config(project / "config.yaml").store_url)
-    subscriber = store.subscriber("reader@example.org")
+    subscriber = store.subscribers.get("reader@example.org")
     assert subscriber is not None and (subscriber.status, subscriber.name) == ("active", "Rea Der")
 
     with store.engine.connect() as conn:
@@ -108,7 +108,7 @@ def test_a_reader_subscribes_confirms_and_unsubscribes(
     page.goto(f"{server}/u/{unsubscribe_token(KEY.encode(), subscription)}")
     page.get_by_role("button", name="Unsubscribe").click()
     assert page.get_by_role("heading", name="You are unsubscribed").is_visible()
-    assert store.subscriber("reader@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    assert store.subscribers.get("reader@example.org").status == "unsubscribed"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("width", [600, 375])

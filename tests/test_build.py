@@ -1,4 +1,4 @@
-"""write_preview(): the seed digest at a fixed moment, golden, and byte-identical between builds."""
+"""issues.preview() (`newsletter build`): the seed digest at a fixed moment, golden, and byte-identical between builds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 from lxml import html as lxml_html
 
-from newsletter.usecases.build import Project, write_preview
+from newsletter.inputs.config import load_config
+from newsletter.usecases.build import Project, preview as write_preview
 from newsletter.compose.digest import moment
 
 from .conftest import Run
@@ -29,7 +30,7 @@ EXPECTED_ENTRIES = [
 
 
 def build_seed(project: Path, out: Path) -> dict[str, bytes]:
-    loaded = Project.load(project / "config.yaml")
+    loaded = Project.of(load_config(project / "config.yaml"))
     digest = loaded.config.digest("weekly")
     preview = write_preview(loaded, digest, moment(date(2022, 7, 30), digest), out)
     assert preview.issue.id == "weekly-2022-W30"
@@ -38,7 +39,7 @@ def build_seed(project: Path, out: Path) -> dict[str, bytes]:
 
 def test_the_seed_digest_has_every_key_point_and_the_latest_entries_in_order(project: Path) -> None:
     files = build_seed(project, project / "out")
-    library = Project.load(project / "config.yaml").library
+    library = Project.of(load_config(project / "config.yaml")).library
     brief = library.briefs[-1]
     doc = lxml_html.document_fromstring(files["digest.html"].decode())
     points = [

@@ -56,7 +56,7 @@ def test_a_bad_as_of_is_a_usage_error(project: Path, run: Run) -> None:
 def test_a_missing_config_names_the_option_to_use(tmp_path: Path, run: Run, monkeypatch: object) -> None:
     result = run("--config", str(tmp_path / "nope.yaml"), "check")
     assert result.exit_code == 2
-    assert result.stdout.strip() == f"config file not found: {tmp_path / 'nope.yaml'} (choose one with --config PATH)"
+    assert result.stdout.strip() == f"error: config file not found: {tmp_path / 'nope.yaml'} (choose one with --config PATH)"
 
 
 def test_check_passes_on_the_shipped_project(project: Path, run: Run) -> None:
@@ -82,7 +82,7 @@ def test_check_lists_every_problem_with_its_place_and_exits_2(project: Path, run
         f"{rel}:{date_line}: [0].date: '2022-02-30' is not a real date: February 2022 has 28 days",
         f"{rel}:{titel_line}: [0].titel: unknown key 'titel' (did you mean 'title'?)",
     ]
-    assert result.stderr == "2 problems found\n"
+    assert result.stderr == "error: 2 problems found\n"
 
 
 def test_check_reports_a_template_error_at_its_line(project: Path, run: Run) -> None:

@@ -70,7 +70,7 @@ BAD_CONFIG = [
     ),
     pytest.param(
         "title: Iran, Turkey and Israel Weekly", 'title: "Weekly\\r\\nBcc: victim@example.org"', "Bcc",
-        "digests.weekly.title: must be one line with no control characters", id="header injection",
+        "digests.weekly.title: contains a line break or control character", id="header injection",
     ),
     pytest.param(
         "language: en", "language: English", "language:",

@@ -16,15 +16,16 @@ import pytest
 
 from newsletter.inputs.content import Library
 from newsletter.compose.digest import compose, moment
-from newsletter.delivery.dispatch import Dispatcher, Policy, SendReport
+from newsletter.delivery.dispatch import Dispatcher, SendReport
+from newsletter.inputs.config import Policy, TransportSettings
 from newsletter.errors import PolicyError
 from newsletter.compose.message import PreparedMessage
 from newsletter.compose.render import Renderer
 from newsletter.store import Store, StoredIssue
 from newsletter.delivery.tokens import read_unsubscribe_token
-from newsletter.delivery.transport import Transport, TransportSettings, open_transport
+from newsletter.delivery.transport import Transport, open_transport
 
-from .samples import DIGEST, SITE, brief, entry
+from .samples import DIGEST, SITE, brief, entry, stored_issue
 from .smtp_server import SmtpServer
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -36,7 +37,7 @@ FAST = Policy(retry_after=0.05, max_attempts=4, bounce_limit=1)
 def prepared() -> PreparedMessage:
     library = Library(Path("content"), (brief(date(2022, 7, 26), "backfire"),), (entry("2022-06-12", "Ring exposed"),))
     issue = compose(library, DIGEST, moment(date(2022, 7, 26), DIGEST))
-    return PreparedMessage(Renderer(TEMPLATES, SITE.base_url).render(issue), SITE)
+    return PreparedMessage(Renderer(TEMPLATES, SITE).render(issue), SITE)
 
 
 @pytest.fixture
@@ -47,13 +48,13 @@ def store(tmp_path: Path) -> Store:
 def subscribe(store: Store, count: int) -> list[str]:
     addresses = [f"reader{n:04d}@example.org" for n in range(count)]
     for address in addresses:
-        store.add_subscriber(address, f"Reader {address[6:10]}", ["weekly"])
+        store.subscribers.add(address, f"Reader {address[6:10]}", ["weekly"])
     return addresses
 
 
 def queued_issue(store: Store) -> StoredIssue:
-    issue, _ = store.save_issue("weekly", "2022-W30", "s", "p", "h", "t", "hash", datetime(2022, 7, 30, tzinfo=UTC))
-    store.queue(issue)
+    issue, _ = stored_issue(store)
+    store.outbox.queue(issue)
     return issue
 
 
@@ -64,8 +65,9 @@ def run(
     def transport() -> Transport:
         return open_transport(TransportSettings(server.url, timeout=5), Path("."))
 
-    issue = store.issue("weekly", "2022-W30")
+    issue = store.issues.get("weekly", "2022-W30")
     assert issue is not None
+    issue = store.issues.begin_sending(issue.id)  # what usecases.issues.deliver does first
     return Dispatcher(store, issue, prepared, KEY, transport, policy, progress, stop).run()
 
 
@@ -78,7 +80,7 @@ def test_every_subscriber_gets_one_copy_over_one_connection(
     assert (report.sent, report.failed, report.remaining) == (120, 0, 0)
     assert sorted(smtp_server.recipients()) == addresses
     assert smtp_server.connections == 1
-    assert store.counts(issue.id)["sent"] == 120
+    assert store.outbox.counts(issue.id)["sent"] == 120
     again = run(store, prepared, smtp_server)
     assert again.sent == 0 and len(smtp_server.recipients()) == 120
 
@@ -98,7 +100,7 @@ def test_a_delivered_message_is_personal_and_standards_clean(
         link = message["List-Unsubscribe"].split(",")[0].strip("<> ")
         token = link.rsplit("/", 1)[1]
         subscription = read_unsubscribe_token(KEY, token)
-        assert store.unsubscribe(subscription) is not None  # the token names this reader's subscription
+        assert store.subscribers.unsubscribe(subscription) is not None  # the token names this reader's subscription
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         assert f"<mailto:unsubscribe+{token}@news.example.org>" in message["List-Unsubscribe"]
         assert message["Date"] and message["MIME-Version"] == "1.0" and message["List-Id"]
@@ -129,11 +131,11 @@ def test_a_faulty_server_loses_no_one(store: Store, prepared: PreparedMessage, s
     assert max(delivered.values()) == 1
     assert (report.sent, report.failed, report.remaining) == (39, 1, 0)
     assert report.deferred >= 5  # three greylisted, the 421 twice
-    issue = store.issue("weekly", "2022-W30")
-    assert issue is not None and issue.finished_at is not None
-    errors = {address: error for address, _, error in store.last_errors(issue.id)}
+    issue = store.issues.get("weekly", "2022-W30")
+    assert issue is not None and store.outbox.pending(issue.id) == 0
+    errors = {address: error for address, _, error in store.outbox.last_errors(issue.id)}
     assert errors[rejected].endswith(f"refused {rejected}: 550 5.1.1 <{rejected}>: user unknown")
-    subscriber = store.subscriber(rejected)
+    subscriber = store.subscribers.get(rejected)
     assert subscriber is not None and subscriber.status == "bounced"  # bounce_limit 1 here
     assert smtp_server.connections >= 3
 
@@ -157,8 +159,8 @@ def test_a_policy_rejection_stops_the_send_and_keeps_the_rest_queued(
     smtp_server.reply_for = lambda recipient, attempt: "550 5.7.1 relaying denied"
     with pytest.raises(PolicyError, match="550 5.7.1 relaying denied"):
         run(store, prepared, smtp_server)
-    assert store.counts(issue.id)["queued"] == 10  # our setup is wrong, not the readers
-    subscriber = store.subscriber("reader0000@example.org")
+    assert store.outbox.counts(issue.id)["queued"] == 10  # our setup is wrong, not the readers
+    subscriber = store.subscribers.get("reader0000@example.org")
     assert subscriber is not None and subscriber.status == "active"
 
 
@@ -196,7 +198,7 @@ def test_a_stop_finishes_the_message_in_flight_and_a_later_run_resumes(
 
     report = run(store, prepared, smtp_server, stop=stop, progress=progress)
     assert report.stopped and report.sent == 25 and report.remaining == 35
-    assert store.counts(issue.id) == {"queued": 35, "deferred": 0, "sent": 25, "failed": 0}
+    assert store.outbox.counts(issue.id) == {"queued": 35, "deferred": 0, "sent": 25, "failed": 0}
     rest = run(store, prepared, smtp_server)
     assert rest.sent == 35
     assert sorted(smtp_server.recipients()) == addresses

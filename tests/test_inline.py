@@ -8,10 +8,11 @@ from pathlib import Path
 from newsletter.usecases.build import Project
 from newsletter.compose.digest import compose, moment
 from newsletter.compose.inline import inline_css, inline_css_uncached
+from newsletter.inputs.config import load_config
 
 
 def test_cached_inlining_matches_premailer_byte_for_byte(project: Path) -> None:
-    loaded = Project.load(project / "config.yaml")
+    loaded = Project.of(load_config(project / "config.yaml"))
     digest = loaded.config.digest("weekly")
     pages = [
         loaded.renderer.html_before_inlining(compose(loaded.library, digest, moment(date(2022, day, 28), digest)))

@@ -17,7 +17,7 @@ from newsletter.inputs.content import Library
 from newsletter.compose.digest import compose, moment
 from newsletter.errors import NewsletterError
 from newsletter.compose.message import DkimSigner, PreparedMessage, build_message
-from newsletter.compose.render import Rendered, Renderer
+from newsletter.compose.render import Rendered, Renderer, list_id
 
 from .samples import DIGEST, SITE, brief, entry
 
@@ -29,7 +29,7 @@ WHEN = datetime(2022, 7, 26, 7, 0, tzinfo=timezone.utc)
 @pytest.fixture(scope="module")
 def rendered() -> Rendered:
     issue = compose(LIBRARY, DIGEST, moment(date(2022, 7, 26), DIGEST))
-    return Renderer(TEMPLATES, SITE.base_url).render(issue)
+    return Renderer(TEMPLATES, SITE).render(issue)
 
 
 def wire(rendered: Rendered, name: str = "Reader", address: str = "reader@example.org") -> bytes:
@@ -105,7 +105,7 @@ NASTY = [
 
 
 @pytest.mark.parametrize("nasty", NASTY)
-@pytest.mark.parametrize("field", ["recipient name", "subject", "sender name", "digest title", "message id"])
+@pytest.mark.parametrize("field", ["recipient name", "subject", "sender name", "reply-to name", "digest title", "message id"])
 def test_no_input_can_start_a_header(rendered: Rendered, field: str, nasty: str) -> None:
     recipient, message_id = Mailbox("Reader", "reader@example.org"), "<abc.1@news.example.org>"
     if field == "recipient name":
@@ -114,10 +114,12 @@ def test_no_input_can_start_a_header(rendered: Rendered, field: str, nasty: str)
         message_id = nasty
     elif field == "subject":
         rendered = replace(rendered, subject=nasty)
+    elif field == "sender name":
+        rendered = replace(rendered, sender=Mailbox(nasty, rendered.sender.address))
+    elif field == "reply-to name":
+        rendered = replace(rendered, reply_to=Mailbox(nasty, "replies@example.org"))
     else:
-        digest = rendered.digest
-        digest = replace(digest, sender=Mailbox(nasty, digest.sender.address)) if field == "sender name" else replace(digest, title=nasty)
-        rendered = replace(rendered, digest=digest)
+        rendered = replace(rendered, list_id=list_id(replace(DIGEST, title=nasty), SITE))
     with pytest.raises(NewsletterError, match="line break or control character|encoded header word"):
         build_message(rendered, SITE, recipient, "tok123", message_id, WHEN)
 

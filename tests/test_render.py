@@ -45,7 +45,7 @@ LIBRARY = Library(
 
 @pytest.fixture(scope="module")
 def renderer() -> Renderer:
-    return Renderer(TEMPLATES, SITE.base_url)
+    return Renderer(TEMPLATES, SITE)
 
 
 def issue_of(library: Library = LIBRARY, **changes: object) -> Issue:
@@ -182,7 +182,7 @@ def edit(path: Path, old: str, new: str) -> int:
 def test_a_missing_template_variable_names_the_template_line(templates: Path) -> None:
     line = edit(templates / "digest.html", "{{ digest.title }}</h1>", "{{ digest.titel }}</h1>")
     with pytest.raises(TemplateError) as raised:
-        Renderer(templates, SITE.base_url).render(issue_of())
+        Renderer(templates, SITE).render(issue_of())
     assert (raised.value.file.name, raised.value.line, raised.value.field) == ("digest.html", line, "template")
     assert "has no attribute 'titel'" in raised.value.message
 
@@ -190,5 +190,5 @@ def test_a_missing_template_variable_names_the_template_line(templates: Path) ->
 def test_a_template_syntax_error_names_the_template_line(templates: Path) -> None:
     line = edit(templates / "digest.txt", "{% if brief %}", "{% if brief %}{% endfor %}")
     with pytest.raises(TemplateError) as raised:
-        Renderer(templates, SITE.base_url)
+        Renderer(templates, SITE)
     assert (raised.value.file.name, raised.value.line) == ("digest.txt", line)

@@ -18,6 +18,7 @@ import pytest
 
 from newsletter.inputs.cron import trigger
 from newsletter.faces.schedule import Runner, on_start
+from newsletter.inputs.config import load_config
 
 from .conftest import Run, add_subscribers, store_of
 from .smtp_server import SmtpServer
@@ -41,12 +42,12 @@ def configure(project: Path, schedule: str, period: str, on_schedule: str = "wri
 
 
 def periods(project: Path) -> list[str]:
-    return sorted(issue.period for issue in store_of(project).iter_issues())
+    return sorted(issue.period for issue in store_of(project).issues.iter())
 
 
 def run_for(config: Path, seconds: float) -> None:
     stop = threading.Event()
-    runner = Runner(config, stop)
+    runner = Runner(load_config(config), stop)
     thread = threading.Thread(target=runner.run_forever)
     thread.start()
     time.sleep(seconds)
@@ -100,15 +101,15 @@ def test_a_runner_started_after_a_missed_fire(project: Path, caplog: pytest.LogC
     now = datetime.now(UTC)
     # A yearly schedule: its last fire was months ago, unless today is 1 January.
     config = configure(project, "0 0 1 1 *", "monthly", grace=400 * 86400)
-    Runner(config, threading.Event()).start_up(now)
+    Runner(load_config(config), threading.Event()).start_up(now)
     assert periods(project) == [f"{now.year if now.month > 1 or now.day > 1 else now.year - 1}-01"]
     assert any(r.message.startswith("catching up weekly: its ") for r in caplog.records)
 
     caplog.clear()
     config = configure(project, "0 0 1 1 *", "monthly", grace=3600)
     config.write_text(config.read_text(encoding="utf-8").replace(".state/newsletter.db", ".state/other.db"))
-    Runner(config, threading.Event()).start_up(now)
-    assert list(store_of(project).iter_issues()) == []  # the other database: nothing made up
+    Runner(load_config(config), threading.Event()).start_up(now)
+    assert list(store_of(project).issues.iter()) == []  # the other database: nothing made up
     assert any(re.match(r"skipped weekly-\d{4}-01: its .* run was missed by .*, beyond the grace of 60m", r.message)
                for r in caplog.records)
 
@@ -154,8 +155,8 @@ def test_sigterm_during_a_send_stops_cleanly_and_a_restart_finishes_it(
     assert time.monotonic() - asked < 5
     assert "stopped" in log
     store = store_of(project)
-    (issue,) = store.iter_issues()
-    counts = store.counts(issue.id)
+    (issue,) = store.issues.iter()
+    counts = store.outbox.counts(issue.id)
     assert counts["sent"] == len(smtp_server.recipients()) < 200  # every message out is recorded
 
     done = subprocess.run(
@@ -207,8 +208,8 @@ def test_on_schedule_queue_leaves_the_sending_to_workers(project: Path, monkeypa
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
     config = configure(project, "0 7 * * MON", "weekly", on_schedule="queue")
     add_subscribers(project, 3)
-    Runner(config, threading.Event()).fire("weekly", datetime(2022, 7, 25, 4, 0, tzinfo=UTC))
-    (issue,) = store_of(project).iter_issues()
-    assert store_of(project).counts(issue.id) == {"queued": 3, "deferred": 0, "sent": 0, "failed": 0}
-    report = work(config, threading.Event(), until_idle=True)
-    assert report.sent == 3 and store_of(project).counts(issue.id)["sent"] == 3
+    Runner(load_config(config), threading.Event()).fire("weekly", datetime(2022, 7, 25, 4, 0, tzinfo=UTC))
+    (issue,) = store_of(project).issues.iter()
+    assert store_of(project).outbox.counts(issue.id) == {"queued": 3, "deferred": 0, "sent": 0, "failed": 0}
+    report = work(load_config(config), threading.Event(), until_idle=True)
+    assert report.sent == 3 and store_of(project).outbox.counts(issue.id)["sent"] == 3

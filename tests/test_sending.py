@@ -62,7 +62,7 @@ def test_a_test_copy_touches_no_delivery(sender: Path, run: Run, smtp_server: Sm
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"test copy of weekly sent to editor@example.org via {smtp_server.url}: ")
     assert smtp_server.recipients() == ["editor@example.org"]
-    assert store_of(sender).latest_issue() is None
+    assert store_of(sender).issues.latest() is None
 
 
 def test_the_shipped_config_sends_into_a_maildir_without_a_secret(
@@ -90,7 +90,7 @@ def test_a_dry_run_counts_and_records_nothing(sender: Path, run: Run) -> None:
     result = run("send", "--dry-run", "--as-of", "2022-07-30")
     assert result.exit_code == 0
     assert "4 active subscribers would receive it" in result.stdout
-    assert store_of(sender).latest_issue() is None
+    assert store_of(sender).issues.latest() is None
 
 
 def test_subscriber_commands(sender: Path, run: Run) -> None:

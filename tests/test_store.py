@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from newsletter.store import SCHEMA_VERSION, Store, StoredIssue, StoreError, migrate, utcnow
+from .samples import stored_issue
+from newsletter.errors import StoreError
+from newsletter.store import SCHEMA_VERSION, Store, StoredIssue, migrate, utcnow
 
 AS_OF = datetime(2022, 7, 30, tzinfo=UTC)
 
@@ -41,7 +43,7 @@ def store(db_url: str) -> Store:
 
 
 def save(store: Store, period: str = "2022-W30") -> StoredIssue:
-    issue, _ = store.save_issue("weekly", period, "Subject", "Pre", "<p>html</p>", "text", "hash", AS_OF)
+    issue, _ = stored_issue(store, period)
     return issue
 
 
@@ -66,7 +68,7 @@ def test_an_old_database_is_upgraded_in_place_keeping_its_rows(db_url: str) -> N
     engine.dispose()
     store = Store.open(db_url)
     assert store.version == SCHEMA_VERSION
-    subscriber = store.subscriber("ann@example.org")
+    subscriber = store.subscribers.get("ann@example.org")
     assert subscriber is not None and subscriber.name == "Ann"
     with store.engine.connect() as conn:
         assert "lease_owner" in {c["name"] for c in sa.inspect(conn).get_columns("deliveries")}
@@ -81,65 +83,66 @@ def test_a_newer_database_than_the_program_is_refused(db_url: str) -> None:
 
 
 def test_adding_is_idempotent_and_case_insensitive(store: Store) -> None:
-    first = store.add_subscriber("ann@example.org", "Ann", ["weekly"])
-    again = store.add_subscriber("ANN@example.org", "Ann", ["weekly"])
+    first = store.subscribers.add("ann@example.org", "Ann", ["weekly"])
+    again = store.subscribers.add("ANN@example.org", "Ann", ["weekly"])
     assert (first.created, again.created, again.changed) == (True, False, False)
     assert again.subscriber.id == first.subscriber.id
 
 
 def test_removal_keeps_the_row_and_no_later_add_signs_them_up_silently(store: Store) -> None:
-    store.add_subscriber("ann@example.org", "Ann", ["weekly", "monthly"])
-    after_one = store.remove_subscriber("ann@example.org", "monthly")
+    store.subscribers.add("ann@example.org", "Ann", ["weekly", "monthly"])
+    after_one = store.subscribers.remove("ann@example.org", "monthly")
     assert after_one is not None and (after_one.status, after_one.digests) == ("active", ("weekly",))
-    gone = store.remove_subscriber("ann@example.org")
+    gone = store.subscribers.remove("ann@example.org")
     assert gone is not None and (gone.status, gone.digests) == ("unsubscribed", ())
-    blocked = store.add_subscriber("ann@example.org", "Ann", ["weekly"])
+    blocked = store.subscribers.add("ann@example.org", "Ann", ["weekly"])
     assert blocked.blocked and blocked.subscriber.status == "unsubscribed"
-    back = store.add_subscriber("ann@example.org", "Ann", ["weekly"], resubscribe=True)
+    back = store.subscribers.add("ann@example.org", "Ann", ["weekly"], resubscribe=True)
     assert (back.subscriber.status, back.subscriber.digests) == ("active", ("weekly",))
 
 
 def test_an_ended_subscription_stays_ended_when_the_person_is_added_to_another(store: Store) -> None:
-    store.add_subscriber("ann@example.org", "Ann", ["weekly", "monthly"])
-    store.remove_subscriber("ann@example.org", "monthly")
-    result = store.add_subscriber("ann@example.org", "Ann", ["weekly", "monthly", "daily"])
+    store.subscribers.add("ann@example.org", "Ann", ["weekly", "monthly"])
+    store.subscribers.remove("ann@example.org", "monthly")
+    result = store.subscribers.add("ann@example.org", "Ann", ["weekly", "monthly", "daily"])
     assert result.subscriber.digests == ("daily", "weekly")
 
 
 def test_an_issue_is_saved_once_per_digest_and_period(store: Store) -> None:
-    first, created = store.save_issue("weekly", "2022-W30", "A", "p", "h", "t", "1", AS_OF)
-    second, created_again = store.save_issue("weekly", "2022-W30", "B", "p", "h", "t", "2", AS_OF)
+    first, created = stored_issue(store, subject="A", content_hash="1")
+    second, created_again = stored_issue(store, subject="B", content_hash="1")
     assert (created, created_again) == (True, False)
     assert second.id == first.id and second.subject == "A"
-    assert store.issue_by_name("weekly-2022-W30") == first
+    assert store.issues.by_name("weekly-2022-W30") == first
 
 
 def test_queueing_writes_one_delivery_per_active_subscriber_once(store: Store) -> None:
     for n in range(5):
-        store.add_subscriber(f"r{n}@example.org", "", ["weekly"])
-    store.add_subscriber("other@example.org", "", ["monthly"])
-    store.add_subscriber("pending@example.org", "", ["weekly"], status="pending")
-    store.remove_subscriber("r4@example.org")
+        store.subscribers.add(f"r{n}@example.org", "", ["weekly"])
+    store.subscribers.add("other@example.org", "", ["monthly"])
+    store.subscribers.add("pending@example.org", "", ["weekly"], status="pending")
+    store.subscribers.remove("r4@example.org")
     issue = save(store)
-    assert store.queue(issue) == 4
-    store.add_subscriber("late@example.org", "", ["weekly"])
-    assert store.queue(issue) == 0  # queued once; a later subscriber waits for the next issue
-    assert store.counts(issue.id)["queued"] == 4
+    assert store.outbox.queue(issue) == 4
+    store.subscribers.add("late@example.org", "", ["weekly"])
+    assert store.outbox.queue(issue) is None  # queued once; a later subscriber waits for the next issue
+    assert store.outbox.counts(issue.id)["queued"] == 4
 
 
 def test_two_senders_never_claim_the_same_delivery(store: Store) -> None:
     for n in range(200):
-        store.add_subscriber(f"r{n}@example.org", "", ["weekly"])
+        store.subscribers.add(f"r{n}@example.org", "", ["weekly"])
     issue = save(store)
-    store.queue(issue)
+    store.outbox.queue(issue)
+    store.issues.begin_sending(issue.id)  # senders claim only while it is sending
     claimed: list[list[int]] = [[], [], [], []]
 
     def take(slot: int) -> None:
         other = Store.open(str(store.engine.url))
-        while batch := other.claim(issue.id, f"host:1:{slot}", 7, 60):
+        while batch := other.outbox.claim(issue.id, f"host:1:{slot}", 7, 60):
             for delivery in batch:
                 claimed[slot].append(delivery.id)
-                other.mark_sent(delivery, f"<{delivery.id}@x>")
+                other.outbox.mark_sent(delivery, f"<{delivery.id}@x>")
 
     threads = [threading.Thread(target=take, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -148,57 +151,60 @@ def test_two_senders_never_claim_the_same_delivery(store: Store) -> None:
         thread.join()
     everything = [d for part in claimed for d in part]
     assert len(everything) == len(set(everything)) == 200
-    assert store.counts(issue.id)["sent"] == 200
+    assert store.outbox.counts(issue.id)["sent"] == 200
 
 
 def test_a_lease_of_a_dead_local_process_is_taken_over_at_once(store: Store) -> None:
-    store.add_subscriber("ann@example.org", "", ["weekly"])
+    store.subscribers.add("ann@example.org", "", ["weekly"])
     issue = save(store)
-    store.queue(issue)
+    store.outbox.queue(issue)
+    store.issues.begin_sending(issue.id)  # senders claim only while it is sending
     import socket
 
     dead = f"{socket.gethostname()[:60]}:999999999:abc"  # no such pid
-    assert len(store.claim(issue.id, dead, 10, 3600)) == 1
-    assert store.claim(issue.id, "elsewhere:1:x", 10, 3600) == []
-    store.reclaim_dead(issue.id)  # what a send does when it starts
-    assert len(store.claim(issue.id, "elsewhere:1:x", 10, 3600)) == 1
+    assert len(store.outbox.claim(issue.id, dead, 10, 3600)) == 1
+    assert store.outbox.claim(issue.id, "elsewhere:1:x", 10, 3600) == []
+    store.outbox.reclaim_dead(issue.id)  # what a send does when it starts
+    assert len(store.outbox.claim(issue.id, "elsewhere:1:x", 10, 3600)) == 1
 
 
 def test_a_live_lease_holds_until_it_expires(store: Store) -> None:
-    store.add_subscriber("ann@example.org", "", ["weekly"])
+    store.subscribers.add("ann@example.org", "", ["weekly"])
     issue = save(store)
-    store.queue(issue)
-    assert len(store.claim(issue.id, "other-host:1:x", 10, 0.2)) == 1
-    assert store.claim(issue.id, "me:1:y", 10, 60) == []
+    store.outbox.queue(issue)
+    store.issues.begin_sending(issue.id)  # senders claim only while it is sending
+    assert len(store.outbox.claim(issue.id, "other-host:1:x", 10, 0.2)) == 1
+    assert store.outbox.claim(issue.id, "me:1:y", 10, 60) == []
     import time
 
     time.sleep(0.3)
-    assert len(store.claim(issue.id, "me:1:y", 10, 60)) == 1
+    assert len(store.outbox.claim(issue.id, "me:1:y", 10, 60)) == 1
 
 
 def test_deferred_deliveries_wait_for_their_time_and_failures_count_towards_bouncing(store: Store) -> None:
-    store.add_subscriber("ann@example.org", "", ["weekly"])
+    store.subscribers.add("ann@example.org", "", ["weekly"])
     issue = save(store)
-    store.queue(issue)
-    (delivery,) = store.claim(issue.id, "me:1:x", 10, 60)
-    store.mark_deferred(delivery, "451 4.3.0 try later", utcnow() + timedelta(hours=1), "<m@x>")
-    assert store.claim(issue.id, "me:1:x", 10, 60) == []
-    assert store.next_retry(issue.id) is not None
-    assert store.last_errors(issue.id) == [("ann@example.org", "deferred", "451 4.3.0 try later")]
+    store.outbox.queue(issue)
+    store.issues.begin_sending(issue.id)  # senders claim only while it is sending
+    (delivery,) = store.outbox.claim(issue.id, "me:1:x", 10, 60)
+    store.outbox.mark_deferred(delivery, "451 4.3.0 try later", utcnow() + timedelta(hours=1), "<m@x>")
+    assert store.outbox.claim(issue.id, "me:1:x", 10, 60) == []
+    assert store.outbox.next_retry(issue.id) is not None
+    assert store.outbox.last_errors(issue.id) == [("ann@example.org", "deferred", "451 4.3.0 try later")]
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE deliveries SET next_attempt_at = NULL"))
-    (delivery,) = store.claim(issue.id, "me:1:x", 10, 60)
+    (delivery,) = store.outbox.claim(issue.id, "me:1:x", 10, 60)
     assert delivery.attempts == 1 and delivery.message_id == "<m@x>"
-    assert store.mark_failed(delivery, "550 5.1.1 user unknown", "<m@x>", bounce_limit=1) is True
-    subscriber = store.subscriber("ann@example.org")
+    assert store.outbox.mark_failed(delivery, "550 5.1.1 user unknown", "<m@x>", bounce_limit=1) is True
+    subscriber = store.subscribers.get("ann@example.org")
     assert subscriber is not None and subscriber.status == "bounced"
-    assert store.counts(issue.id) == {"queued": 0, "deferred": 0, "sent": 0, "failed": 1}
+    assert store.outbox.counts(issue.id) == {"queued": 0, "deferred": 0, "sent": 0, "failed": 1}
 
 
 def test_listing_streams_in_batches(store: Store) -> None:
     for n in range(25):
-        store.add_subscriber(f"r{n:02d}@example.org", "", ["weekly"])
-    listed = [s.address for s in store.iter_subscribers(batch=4)]
+        store.subscribers.add(f"r{n:02d}@example.org", "", ["weekly"])
+    listed = [s.address for s in store.subscribers.iter(batch=4)]
     assert listed == sorted(listed) and len(listed) == 25
 
 

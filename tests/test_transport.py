@@ -15,13 +15,9 @@ from typing import Any
 import pytest
 
 from newsletter.errors import DeliveryError, NewsletterError, PermanentError, PolicyError, TransientError
-from newsletter.delivery.transport import (
-    Endpoint,
-    Transport,
-    TransportSettings,
-    open_transport,
-    parse_transport_url,
-)
+from newsletter.delivery.transport import Transport, open_transport
+from newsletter.inputs.config import TransportSettings
+from newsletter.inputs.endpoint import Endpoint, parse_transport_url
 
 from .smtp_server import MakeServer, SmtpServer
 
@@ -41,9 +37,9 @@ def message(recipient: str, subject: str = "Weekly: Backfire") -> bytes:
     return msg.as_bytes()
 
 
-def smtp(server: SmtpServer, **settings: Any) -> Transport:
-    """A transport to `server`; `settings` as in TransportSettings."""
-    return open_transport(TransportSettings(server.url, helo="sender.test", **settings), Path("."))
+def smtp(server: SmtpServer, password: str | None = None, **settings: Any) -> Transport:
+    """A transport to `server`; `settings` as in TransportSettings, the password as from the environment."""
+    return open_transport(TransportSettings(server.url, helo="sender.test", **settings), Path("."), password)
 
 
 # The contract every transport keeps.
@@ -272,8 +268,8 @@ def test_tls_with_a_trusted_certificate_and_login(make_smtp_server: MakeServer, 
 def test_the_username_can_come_from_the_url(make_smtp_server: MakeServer) -> None:
     server = make_smtp_server(tls="ssl", login=("digest@news.example.org", "s3cret"))
     url = server.url.replace("smtps://", "smtps://digest%40news.example.org@")
-    settings = TransportSettings(url, password="s3cret", cafile=server.cafile, helo="sender.test")
-    with open_transport(settings, Path(".")) as transport:
+    settings = TransportSettings(url, cafile=server.cafile, helo="sender.test")
+    with open_transport(settings, Path("."), "s3cret") as transport:
         transport.send(SENDER, READERS[0], message(READERS[0]))
     assert server.messages()[0].login == "digest@news.example.org"
 
@@ -410,6 +406,6 @@ def test_a_password_in_the_url_is_refused_without_being_repeated() -> None:
 
 
 def test_a_username_in_both_the_url_and_the_settings_must_agree() -> None:
-    settings = TransportSettings("smtps://digest@mail.example.org", username="other", password="x")
+    settings = TransportSettings("smtps://digest@mail.example.org", username="other")
     with pytest.raises(NewsletterError, match="the URL names user digest but the settings name other"):
-        open_transport(settings, BASE)
+        open_transport(settings, BASE, "x")

@@ -70,7 +70,7 @@ def settings(project: Path, extra: str = "") -> None:
 def web(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Web]:
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
     settings(project, "\nweb:\n  subscribe_per_client: 5\n  subscribe_per_address: 2\n  max_body: 4096\n")
-    with TestClient(create_app(project / "config.yaml"), base_url="https://threat-digest.example.org") as client:
+    with TestClient(create_app(load_config(project / "config.yaml")), base_url="https://threat-digest.example.org") as client:
         yield Web(client, project)
 
 
@@ -95,7 +95,7 @@ def test_subscribing_sends_a_confirmation_and_changes_nothing_until_it_is_follow
     answer = web.subscribe("Ann@Example.org", "Ann")
     assert answer.status_code == 200  # type: ignore[attr-defined]
     assert "Check your inbox" in answer.text  # type: ignore[attr-defined]
-    subscriber = web.store.subscriber("ann@example.org")
+    subscriber = web.store.subscribers.get("ann@example.org")
     assert subscriber is not None and (subscriber.status, subscriber.digests) == ("pending", ())
     (mail,) = web.mails()
     assert mail["Subject"] == "Confirm your subscription to Iran, Turkey and Israel Weekly"
@@ -106,19 +106,19 @@ def test_subscribing_sends_a_confirmation_and_changes_nothing_until_it_is_follow
 
     shown = web.client.get(path_of(link))  # a mail scanner's prefetch confirms nothing
     assert shown.status_code == 200 and "Confirm subscription</button>" in shown.text
-    subscriber = web.store.subscriber("ann@example.org")
+    subscriber = web.store.subscribers.get("ann@example.org")
     assert subscriber is not None and subscriber.status == "pending"
 
     done = web.client.post(path_of(link))
     assert done.status_code == 200 and "You are subscribed" in done.text
-    subscriber = web.store.subscriber("ann@example.org")
+    subscriber = web.store.subscribers.get("ann@example.org")
     assert subscriber is not None and (subscriber.status, subscriber.digests) == ("active", ("weekly",))
 
 
 def test_the_answer_never_says_whether_an_address_was_known(web: Web) -> None:
-    web.store.add_subscriber("known@example.org", "", ["weekly"])
-    web.store.add_subscriber("left@example.org", "", ["weekly"])
-    web.store.remove_subscriber("left@example.org")
+    web.store.subscribers.add("known@example.org", "", ["weekly"])
+    web.store.subscribers.add("left@example.org", "", ["weekly"])
+    web.store.subscribers.remove("left@example.org")
     answers = [web.subscribe(address) for address in ("new@example.org", "known@example.org", "left@example.org")]
     bodies = {a.text.replace(address, "ADDRESS") for a, address in zip(  # type: ignore[attr-defined]
         answers, ("new@example.org", "known@example.org", "left@example.org"), strict=True)}
@@ -198,15 +198,15 @@ def test_a_bad_confirmation_link_gets_a_clear_page(web: Web, make: object, statu
         answer = web.client.request(method, f"/confirm/{make()}")  # type: ignore[operator]
         assert answer.status_code == status and message in answer.text
         assert "This link does not work" in answer.text and "Traceback" not in answer.text
-    subscriber = web.store.subscriber("ann@example.org")
+    subscriber = web.store.subscribers.get("ann@example.org")
     assert subscriber is not None and subscriber.status == "pending"
 
 
 def subscribed(web: Web, address: str = "ann@example.org") -> str:
     """An active subscriber; returns the path of their unsubscribe link."""
-    web.store.add_subscriber(address, "", ["weekly"])
+    web.store.subscribers.add(address, "", ["weekly"])
     store = web.store
-    subscriber = store.subscriber(address)
+    subscriber = store.subscribers.get(address)
     assert subscriber is not None
     with store.engine.connect() as conn:
         (subscription,) = conn.exec_driver_sql(
@@ -219,10 +219,10 @@ def test_a_get_never_unsubscribes_and_the_page_button_does(web: Web) -> None:
     path = subscribed(web)
     page = web.client.get(path)
     assert page.status_code == 200 and "Unsubscribe</button>" in page.text
-    assert web.store.subscriber("ann@example.org").status == "active"  # type: ignore[union-attr]
+    assert web.store.subscribers.get("ann@example.org").status == "active"  # type: ignore[union-attr]
     done = web.client.post(path)
     assert done.status_code == 200 and "You are unsubscribed" in done.text
-    assert web.store.subscriber("ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    assert web.store.subscribers.get("ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
     assert "You are unsubscribed" in web.client.get(path).text
 
 
@@ -235,11 +235,11 @@ def test_one_click_unsubscribe_needs_no_cookie_and_no_page(web: Web, encoding: s
     else:
         answer = web.client.post(path, files={"List-Unsubscribe": (None, "One-Click")})
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
-    assert web.store.subscriber("ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    assert web.store.subscribers.get("ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
 
 
 def test_one_click_works_on_a_message_from_newsletter_send(web: Web, run: Run) -> None:
-    web.store.add_subscriber("ann@example.org", "", ["weekly"])
+    web.store.subscribers.add("ann@example.org", "", ["weekly"])
     assert run("send", "--as-of", "2022-07-30").exit_code == 0
     (message,) = web.mails()
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -247,7 +247,7 @@ def test_one_click_works_on_a_message_from_newsletter_send(web: Web, run: Run) -
     answer = web.client.post(path_of(https), content=b"List-Unsubscribe=One-Click",
                              headers={"content-type": "application/x-www-form-urlencoded"})
     assert answer.status_code == 200
-    assert web.store.subscriber("ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
+    assert web.store.subscribers.get("ann@example.org").status == "unsubscribed"  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(
@@ -343,7 +343,7 @@ def test_the_archive_and_the_feed_list_sent_issues(web: Web, run: Run) -> None:
 
 def test_pages_of_a_right_to_left_digest_read_right_to_left(rtl_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
-    with TestClient(create_app(rtl_project / "config.yaml")) as client:
+    with TestClient(create_app(load_config(rtl_project / "config.yaml"))) as client:
         home = client.get("/")
         assert '<section class="digest" lang="ar" dir="rtl"' in home.text
         assert "\u0627\u0634\u062a\u0631\u0643" in home.text  # the Arabic "subscribe" button

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from ..inputs.config import Digest
 from ..inputs.content import Brief, Library, TimelineEntry
-from ..errors import DigestError
+from ..errors import DigestError, UsageError
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,25 @@ def parse_as_of(raw: str) -> date | datetime:
     try:
         return date.fromisoformat(raw) if len(raw) == 10 else datetime.fromisoformat(raw)
     except ValueError:
-        raise DigestError(f"'{raw}' is not a date (YYYY-MM-DD) or an ISO 8601 moment") from None
+        raise UsageError(f"'{raw}' is not a date (YYYY-MM-DD) or an ISO 8601 moment") from None
 
 
 def moment(as_of: date | datetime, digest: Digest) -> datetime:
-    """A day means its start in the digest's time zone; a moment without a zone is read there too."""
+    """A day means its start in the digest's time zone; a moment without a zone is read there too.
+
+    A moment that UTC or the digest's zone cannot represent (the first hours of year 1 in a
+    zone ahead of UTC, the last of year 9999 behind it) is refused with UsageError."""
     if not isinstance(as_of, datetime):
         as_of = datetime.combine(as_of, time(0))
-    return as_of if as_of.tzinfo else as_of.replace(tzinfo=digest.zone)
+    aware = as_of if as_of.tzinfo else as_of.replace(tzinfo=digest.zone)
+    try:
+        aware.astimezone(UTC).astimezone(digest.zone)
+    except (OverflowError, ValueError):
+        raise UsageError(
+            f"{as_of.isoformat()} is outside the dates this tool can handle in {digest.timezone} "
+            "(years 1 to 9999, in UTC and in the digest's time zone)"
+        ) from None
+    return aware
 
 
 def period_of(digest: Digest, as_of: datetime) -> str:
@@ -87,7 +98,7 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
         if b.date <= day and covers(digest, b.tags, b.language)
     ]
     brief = max(briefs, key=lambda b: (b.date, b.slug)) if briefs else None
-    oldest = day - timedelta(days=digest.lookback_days) if digest.lookback_days else date.min
+    oldest = _days_before(day, digest.lookback_days) if digest.lookback_days else date.min
     pool = library.timeline + (library.trusted_drafts if digest.include_drafts == "trusted" else ())
     candidates = [
         e for e in pool
@@ -103,3 +114,10 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
             f"timeline entry in language '{digest.language}' matches its tags on or before that day"
         )
     return Issue(digest, period_of(digest, as_of), as_of, brief, entries)
+
+
+def _days_before(day: date, days: int) -> date:
+    try:
+        return day - timedelta(days=days)
+    except OverflowError:  # before year 1: everything is recent enough
+        return date.min

@@ -11,44 +11,23 @@ from __future__ import annotations
 import binascii
 import email.policy
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from ..inputs.config import Mailbox, Site
 from ..errors import NewsletterError
+from ..inputs.config import Mailbox, Site
+from ..inputs.headers import MAX_NAME_LENGTH, header_value
 from .render import UNSUBSCRIBE_URL, Rendered
 
 SMTP_POLICY = email.policy.SMTP.clone(max_line_length=78)
-_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
-MAX_NAME_LENGTH = 100
 MAX_TOKEN_LENGTH = 52  # `unsubscribe+TOKEN` must fit the 64-character local part
 DKIM_HEADERS = (
-    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type",
+    b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type", b"Reply-To",
     b"List-Id", b"List-Unsubscribe", b"List-Unsubscribe-Post",
 )
-
-
-def header_value(value: str, what: str) -> str:
-    """Refuse text bound for a header that could break out of it or fake an encoding.
-
-    CR or LF would start a new header; other control characters and Unicode line breaks
-    upset mail readers; a literal `=?...?=` is decoded by readers as an encoded word, which
-    may hide a line break (EMAIL.md; CPython issue 121650 shows the library alone is not enough).
-    """
-    if _BREAKING.search(value):
-        raise NewsletterError(f"{what} contains a line break or control character: {value!r}")
-    if "=?" in value and "?=" in value:
-        raise NewsletterError(f"{what} looks like an encoded header word: {value!r}")
-    return value
-
-
-def list_id(rendered: Rendered, site: Site) -> str:
-    title = rendered.digest.title.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{title}" <{rendered.digest.name}.{site.domain}>'
 
 
 def unsubscribe_url(site: Site, token: str) -> str:
@@ -128,17 +107,15 @@ class PreparedMessage:
         self.rendered = rendered
         self.site = site
         self.signer = signer
-        digest = rendered.digest
         seed = f"{rendered.issue_id}\0{rendered.subject}\0{rendered.text}\0{rendered.html}".encode()
         self.boundary = "=_" + hashlib.sha256(seed).hexdigest()[:32]  # same content, same bytes
         top = EmailMessage(policy=SMTP_POLICY)
-        top["From"] = Address(header_value(digest.sender.name, "sender name"), addr_spec=digest.sender.address)
-        top["Subject"] = header_value(rendered.subject, "subject")
+        _sender_headers(top, rendered)
         bottom = EmailMessage(policy=SMTP_POLICY)
         bottom["MIME-Version"] = "1.0"
-        bottom["List-Id"] = header_value(list_id(rendered, site), "List-Id")
+        bottom["List-Id"] = rendered.list_id
         bottom["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-        bottom["Content-Language"] = digest.language
+        bottom["Content-Language"] = rendered.language
         bottom["Content-Type"] = f'multipart/alternative; boundary="{self.boundary}"'
         self.top_headers, self.bottom_headers = (
             m.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n" for m in (top, bottom)
@@ -180,6 +157,26 @@ class PreparedMessage:
         ]
         message = b"".join(head + body)
         return self.signer.sign(message) if self.signer else message
+
+
+def check_headers(rendered: Rendered) -> None:
+    """Refuse a rendered issue whose shared headers could not be written safely (the same
+    checks PreparedMessage makes, without encoding the bodies)."""
+    header_value(rendered.sender.name, "sender name")
+    if rendered.reply_to is not None:
+        header_value(rendered.reply_to.name, "reply-to name")
+    header_value(rendered.subject, "subject")
+    header_value(rendered.list_id, "List-Id")
+    header_value(rendered.language, "language")
+
+
+def _sender_headers(message: EmailMessage, rendered: Rendered) -> None:
+    """From, Reply-To (when set) and Subject: the headers every message of an issue shares."""
+    check_headers(rendered)
+    message["From"] = Address(rendered.sender.name, addr_spec=rendered.sender.address)
+    if rendered.reply_to is not None:
+        message["Reply-To"] = Address(rendered.reply_to.name, addr_spec=rendered.reply_to.address)
+    message["Subject"] = rendered.subject
 
 
 def _address_header(mailbox: Mailbox) -> bytes:
@@ -245,14 +242,12 @@ def single_message(rendered: Rendered, recipient: Mailbox, message_id: str, date
     """A one-off message that is not an issue (the subscription confirmation): no list headers,
     since it is not list mail; plaintext first, HTML last, as every message we send."""
     msg = EmailMessage(policy=SMTP_POLICY)
-    sender = rendered.digest.sender
-    msg["From"] = Address(header_value(sender.name, "sender name"), addr_spec=sender.address)
+    _sender_headers(msg, rendered)
     _address_header(recipient)  # the same checks as for an issue
     msg["To"] = Address(recipient.name, addr_spec=recipient.address)
-    msg["Subject"] = header_value(rendered.subject, "subject")
     msg["Date"] = format_datetime(date)
     msg["Message-ID"] = header_value(message_id, "Message-ID")
-    msg["Content-Language"] = rendered.digest.language
+    msg["Content-Language"] = rendered.language
     msg.set_content(_qp_safe(rendered.text), subtype="plain", charset="utf-8", cte="quoted-printable")
     msg.add_alternative(_qp_safe(rendered.html), subtype="html", charset="utf-8", cte="quoted-printable")
     for part in msg.iter_parts():

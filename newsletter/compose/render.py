@@ -15,7 +15,7 @@ import jinja2
 from markupsafe import Markup
 
 from ..inputs import markup
-from ..inputs.config import Digest
+from ..inputs.config import Digest, Mailbox, Site
 from ..inputs.content import FuzzyDate, Source
 from .digest import Issue
 from ..errors import Invalid, NewsletterError, TemplateError
@@ -53,14 +53,27 @@ TEXT_WIDTH = 72
 
 @dataclass(frozen=True)
 class Rendered:
-    """A finished issue, the same for every subscriber but for PLACEHOLDERS."""
+    """A finished issue: everything its messages need, the same for every subscriber but for
+    PLACEHOLDERS. It is what the store keeps as the issue's snapshot, so a resumed send takes
+    its sender, List-Id and language from here, never from today's config."""
 
     issue_id: str
-    digest: Digest
+    digest: str  # the digest's name
     subject: str
     preheader: str
     html: str
     text: str
+    sender: Mailbox
+    list_id: str  # RFC 2919: `"Title" <name.domain>`
+    language: str
+    direction: str  # ltr or rtl
+    reply_to: Mailbox | None = None
+
+
+def list_id(digest: Digest, site: Site) -> str:
+    """The List-Id header value of a digest (RFC 2919), its title quoted as a phrase."""
+    title = digest.title.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{title}" <{digest.name}.{site.domain}>'
 
 
 class References:
@@ -158,9 +171,10 @@ def load_labels(path: Path) -> dict[str, Labels]:
 class Renderer:
     """Templates, stylesheet and labels loaded once; `render` many issues with them."""
 
-    def __init__(self, templates_dir: Path, base_url: str) -> None:
+    def __init__(self, templates_dir: Path, site: Site) -> None:
         self.templates_dir = templates_dir
-        self.base_url = base_url
+        self.site = site
+        self.base_url = site.base_url
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(templates_dir),
             autoescape=jinja2.select_autoescape(["html", "htm"], default_for_string=True),
@@ -205,7 +219,13 @@ class Renderer:
             "lang": digest.language, "dir": digest.direction, "start": "right" if rtl else "left",
         }
         text = _tidy_text(self.page("confirm.txt", context))
-        return Rendered(f"{digest.name}-confirm", digest, subject, subject, self.page("confirm.html", context), text)
+        return self._finished(f"{digest.name}-confirm", digest, subject, subject, self.page("confirm.html", context), text)
+
+    def _finished(self, issue_id: str, digest: Digest, subject: str, preheader: str, html: str, text: str) -> Rendered:
+        return Rendered(
+            issue_id, digest.name, subject, preheader, html, text, digest.sender, list_id(digest, self.site),
+            digest.language, digest.direction, digest.reply_to,
+        )
 
     def labels_for(self, language: str) -> Labels:
         return self.labels.get(language) or self.labels.get(language.split("-")[0]) or self.labels["en"]
@@ -214,7 +234,7 @@ class Renderer:
         context = self._context(issue)
         html = inline_css(self._render(self.html_template, context))
         text = _tidy_text(self._render(self.text_template, {**context, "refs": References(context["labels"])}))
-        return Rendered(issue.id, issue.digest, context["subject"], context["preheader"], html, text)
+        return self._finished(issue.id, issue.digest, context["subject"], context["preheader"], html, text)
 
     def html_before_inlining(self, issue: Issue) -> str:
         """The HTML as the template writes it, before premailer (for benchmarks and debugging)."""

@@ -4,6 +4,10 @@ The outbox rows in the store are the only state. A sender claims a small batch o
 under a lease, sends each one, and records each result in its own transaction the moment
 the server has answered, so a sender killed at any point repeats at most the message that
 was on the wire, once per connection, and loses nobody.
+
+Every sending thread catches what it meets: an expected error about our setup (PolicyError)
+or a bug alike stops the whole send, is recorded against the delivery in hand, and is raised
+again in the thread that called `run()`, so nothing dies silently.
 """
 
 from __future__ import annotations
@@ -14,29 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from ..inputs.config import Mailbox, Site
-from ..errors import DeliveryError, PermanentError, PolicyError, TransientError
 from ..compose.message import PreparedMessage
+from ..errors import DeliveryError, InternalError, NewsletterError, PermanentError, PolicyError, TransientError
+from ..inputs.config import Mailbox, Policy, Site
 from ..store import Delivery, Store, StoredIssue, lease_owner, utcnow
 from .tokens import unsubscribe_token
 from .transport import Transport
 
 IDLE_POLL = 1.0  # seconds between looks at the outbox while waiting for a retry
-
-
-@dataclass(frozen=True)
-class Policy:
-    """How hard to try (from config.yaml's `delivery`)."""
-
-    rate: float = 0.0  # messages per second over all connections, 0 for no limit
-    connections: int = 1
-    max_attempts: int = 5
-    retry_after: float = 60.0  # seconds before the first retry; doubles after each failure
-    bounce_limit: int = 3
-    lease_seconds: float = 300.0
-    wait_for_retries: bool = True  # stay until deferred deliveries are retried or failed
-    verp: bool = False
-    batch: int = 50  # rows a connection claims at a time; the lease covers them all
 
 
 @dataclass
@@ -49,8 +38,17 @@ class SendReport:
     bounced: int = 0  # addresses marked bounced by this run
     remaining: int = 0  # still queued or deferred when the run ended
     stopped: bool = False  # a stop was asked for (SIGTERM, Ctrl-C)
+    attempted: int = 0  # deliveries this run handed to the transport (whatever the answer)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    def add(self, other: SendReport) -> None:
+        """Count `other`'s deliveries in this report too (a worker's total over issues)."""
+        for name in ("queued", "sent", "deferred", "failed", "bounced", "remaining", "attempted"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+        self.stopped = self.stopped or other.stopped
+        self.seconds += other.seconds
 
 
 class RateLimiter:
@@ -78,7 +76,8 @@ def message_id(issue: StoredIssue, delivery_id: int, site: Site) -> str:
 
 
 class Dispatcher:
-    """Sends one issue's queued deliveries; `run()` returns a SendReport."""
+    """Sends one issue's queued deliveries; `run()` returns a SendReport or raises the error
+    that stopped the send (PolicyError, InternalError)."""
 
     def __init__(
         self, store: Store, issue: StoredIssue, prepared: PreparedMessage, signing_key: bytes,
@@ -89,7 +88,7 @@ class Dispatcher:
         self.issue = issue
         self.prepared = prepared
         self.site = prepared.site
-        self.sender = prepared.rendered.digest.sender.address
+        self.sender = prepared.rendered.sender.address
         self.signing_key = signing_key
         self.open_transport = open_transport
         self.policy = policy
@@ -98,11 +97,11 @@ class Dispatcher:
         self.limiter = RateLimiter(policy.rate)
         self.report = SendReport(issue.name)
         self.lock = threading.Lock()
-        self.policy_error: PolicyError | None = None
+        self.fatal: NewsletterError | None = None  # what stopped the send, the first one only
 
     def run(self) -> SendReport:
         started = time.monotonic()
-        self.store.reclaim_dead(self.issue.id)
+        self.store.outbox.reclaim_dead(self.issue.id)
         threads = [
             threading.Thread(target=self._connection, name=f"send-{n}", daemon=True)
             for n in range(max(1, self.policy.connections))
@@ -112,38 +111,55 @@ class Dispatcher:
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.2)  # short joins keep the main thread free for signals
-        self.report.remaining = self.store.pending(self.issue.id)
-        if self.report.remaining == 0:
-            self.store.finish(self.issue.id)
-        self.report.stopped = self.stop.is_set() and self.policy_error is None
+        self.report.remaining = self.store.outbox.pending(self.issue.id)
+        self.report.stopped = self.stop.is_set() and self.fatal is None
         self.report.seconds = time.monotonic() - started
-        if self.policy_error is not None:
-            raise self.policy_error
+        if self.fatal is not None:
+            raise self.fatal
         return self.report
 
     def _connection(self) -> None:
         owner = lease_owner()
         sender = owner.rsplit(":", 1)[0]  # host:pid, for progress per worker
+        in_hand: Delivery | None = None
         try:
             with self.open_transport() as transport:
                 while not self.stop.is_set():
-                    batch = self.store.claim(self.issue.id, owner, self.policy.batch, self.policy.lease_seconds)
+                    batch = self.store.outbox.claim(self.issue.id, owner, self.policy.batch, self.policy.lease_seconds)
                     if batch:
                         for delivery in batch:
                             if self.stop.is_set():
                                 break  # what is left of the batch is released below
+                            in_hand = delivery
                             self._deliver(transport, delivery, sender)
+                            in_hand = None
                     elif not self._wait_for_retry():
                         return
-        except PolicyError as exc:
-            self.policy_error = exc
-            self.stop.set()
+        except NewsletterError as exc:  # our setup refused (PolicyError), or a transport we cannot open
+            self._stop_with(exc, in_hand)
+        except Exception as exc:  # a bug: stop everyone, say where, never die silently
+            where = f"sending {self.issue.name}" + (f" to {in_hand.address} (delivery {in_hand.id})" if in_hand else "")
+            self._stop_with(InternalError(where, exc), in_hand)
         finally:
-            self.store.release(owner)
+            try:
+                self.store.outbox.release(owner)
+            except Exception as exc:  # the store itself failing: reported, the leases expire
+                self._stop_with(InternalError(f"releasing the deliveries of {self.issue.name}", exc), None)
+
+    def _stop_with(self, error: NewsletterError, delivery: Delivery | None) -> None:
+        with self.lock:
+            if self.fatal is None:
+                self.fatal = error
+        self.stop.set()
+        if delivery is not None:
+            try:
+                self.store.outbox.note_error(delivery, " ".join(error.lines()))
+            except Exception:  # noqa: BLE001  the first error is the one to report
+                pass
 
     def _wait_for_retry(self) -> bool:
         """Sleep until a deferred delivery is due; False when there is none to wait for."""
-        due = self.store.next_retry(self.issue.id)
+        due = self.store.outbox.next_retry(self.issue.id)
         if due is None or not self.policy.wait_for_retries:
             return False
         self.stop.wait(min(IDLE_POLL, max(0.0, (due - utcnow()).total_seconds())) or 0.01)
@@ -153,9 +169,18 @@ class Dispatcher:
         mid = delivery.message_id or message_id(self.issue, delivery.id, self.site)
         token = unsubscribe_token(self.signing_key, delivery.subscription_id)
         recipient = Mailbox(delivery.name, delivery.address)
-        raw = self.prepared.for_recipient(recipient, token, mid, datetime.now(UTC))
+        try:
+            raw = self.prepared.for_recipient(recipient, token, mid, datetime.now(UTC))
+        except NewsletterError as exc:
+            # A row stored before names were checked at the door: nothing the server or the
+            # reader did, so it fails for good without counting as a bounce.
+            self.store.outbox.mark_failed(delivery, f"cannot address the message: {exc}", mid, None)
+            self._count(failed=1, error=f"{delivery.address}: cannot address the message: {exc}")
+            return
         sender = f"bounce+{delivery.id}@{self.site.domain}" if self.policy.verp else self.sender
         self.limiter.wait(self.stop)
+        with self.lock:
+            self.report.attempted += 1
         try:
             try:
                 transport.send(sender, delivery.address, raw, dot_safe=self.prepared.dot_safe)
@@ -169,22 +194,22 @@ class Dispatcher:
         except TransientError as exc:
             self._defer(delivery, exc, mid)
         except PermanentError as exc:
-            bounced = self.store.mark_failed(delivery, str(exc), mid, self.policy.bounce_limit)
+            bounced = self.store.outbox.mark_failed(delivery, str(exc), mid, self.policy.bounce_limit)
             self._count(failed=1, bounced=int(bounced), error=f"{delivery.address}: {exc}")
         except DeliveryError as exc:
             self._defer(delivery, exc, mid)
         else:
-            self.store.mark_sent(delivery, mid, sender_name)
+            self.store.outbox.mark_sent(delivery, mid, sender_name)
             self._count(sent=1)
 
     def _defer(self, delivery: Delivery, error: DeliveryError, mid: str) -> None:
         attempts = delivery.attempts + 1
         if attempts >= self.policy.max_attempts:
-            self.store.mark_failed(delivery, f"gave up after {attempts} attempts: {error}", mid, None)
+            self.store.outbox.mark_failed(delivery, f"gave up after {attempts} attempts: {error}", mid, None)
             self._count(failed=1, error=f"{delivery.address}: gave up after {attempts} attempts: {error}")
             return
         delay = self.policy.retry_after * (2 ** (attempts - 1))
-        self.store.mark_deferred(delivery, str(error), utcnow() + timedelta(seconds=delay), mid)
+        self.store.outbox.mark_deferred(delivery, str(error), utcnow() + timedelta(seconds=delay), mid)
         self._count(deferred=1, done=False)
 
     def _count(

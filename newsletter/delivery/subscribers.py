@@ -1,4 +1,4 @@
-"""Subscribers at the door: address and name checks, CSV import and export."""
+"""Subscribers in bulk: the digests they choose, CSV import (every row through the door) and export."""
 
 from __future__ import annotations
 
@@ -8,41 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from email_validator import EmailNotValidError, validate_email
-
-from ..errors import NewsletterError, display_path
-from ..compose.message import MAX_NAME_LENGTH, header_value
+from ..errors import NewsletterError, SourceError, display_path
+from ..inputs.addresses import AddressError, check_name, normalize_address
 from ..store import Store
 
 ADDRESS_COLUMNS = ("email", "address", "email_address", "e-mail")
 EXPORT_COLUMNS = ("address", "name", "status", "digests", "created_at")
-
-
-class AddressError(NewsletterError):
-    """An address or name that cannot be accepted; the message says why."""
-
-
-def normalize_address(raw: str) -> str:
-    """The address as we store and send to it: valid syntax, ASCII (IDN domains as punycode),
-    lowercase. No DNS lookup: deliverability shows when we send."""
-    text = raw.strip()
-    try:
-        header_value(text, "address")
-        checked = validate_email(text, check_deliverability=False, allow_smtputf8=False)
-    except (EmailNotValidError, NewsletterError) as exc:
-        raise AddressError(f"'{text}' is not a valid address: {exc}") from None
-    return str(checked.ascii_email or checked.normalized).lower()
-
-
-def check_name(raw: str) -> str:
-    """A display name fit for a To header: printable, one line, not too long."""
-    try:
-        name = " ".join(header_value(raw, "name").split())
-    except NewsletterError as exc:
-        raise AddressError(str(exc)) from None
-    if len(name) > MAX_NAME_LENGTH:
-        raise AddressError(f"name is longer than {MAX_NAME_LENGTH} characters")
-    return name
 
 
 def check_digests(names: Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
@@ -54,13 +25,17 @@ def check_digests(names: Iterable[str], known: Iterable[str]) -> tuple[str, ...]
     return chosen
 
 
+class RowError(SourceError):
+    """A row of a subscribers file that cannot be imported: `file:line: column: reason`."""
+
+
 @dataclass
 class ImportReport:
     created: int = 0
     updated: int = 0
     unchanged: int = 0
     kept_unsubscribed: int = 0
-    rejected: list[str] = field(default_factory=list)  # `file:line: field: reason`
+    rejected: list[SourceError] = field(default_factory=list)  # `file:line: column: reason`
 
 
 def import_csv(
@@ -81,8 +56,8 @@ def import_csv(
         columns = {name.strip().lower(): name for name in reader.fieldnames or ()}
         address_column = next((columns[c] for c in ADDRESS_COLUMNS if c in columns), None)
         if address_column is None:
-            raise NewsletterError(
-                f"{shown}:1: header: no address column; the first line names the columns, "
+            raise RowError(
+                path, 1, "header", "no address column; the first line names the columns, "
                 f"one of {', '.join(ADDRESS_COLUMNS)} (and optionally name, digests)"
             )
         name_column = columns.get("name")
@@ -105,9 +80,9 @@ def import_csv(
                     listed = cells["digests"].replace(";", " ").replace(",", " ").split()
                     chosen = check_digests(listed, known) if listed else default
                 except AddressError as exc:
-                    report.rejected.append(f"{shown}:{line}: {column}: {exc}")
+                    report.rejected.append(RowError(path, line, column, str(exc)))
                     continue
-                result = store.add_subscriber(address, name, chosen, resubscribe=resubscribe)
+                result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe)
                 if result.blocked:
                     report.kept_unsubscribed += 1
                 elif result.created:
@@ -117,7 +92,7 @@ def import_csv(
                 else:
                     report.unchanged += 1
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise NewsletterError(f"{shown}:{reader.line_num}: csv: {exc}") from None
+            raise RowError(path, reader.line_num, "csv", str(exc)) from None
     return report
 
 
@@ -125,7 +100,7 @@ def export_csv(store: Store, out: TextIO, status: str | None = None, digest: str
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     count = 0
-    for subscriber in store.iter_subscribers(status=status, digest=digest):
+    for subscriber in store.subscribers.iter(status=status, digest=digest):
         writer.writerow((
             subscriber.address, subscriber.name, subscriber.status, " ".join(subscriber.digests),
             subscriber.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -7,120 +7,22 @@ import re
 import smtplib
 import socket
 import ssl
-from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal, Protocol, Self
-from urllib.parse import quote, unquote, urlsplit
+from types import TracebackType
+from typing import TYPE_CHECKING, Protocol, Self
 
-from ..inputs.config import SMTP_PASSWORD_ENV
 from ..errors import DeliveryError, NewsletterError, PermanentError, PolicyError, TransientError, display_path
+from ..inputs.config import TransportSettings
+from ..inputs.endpoint import Endpoint, parse_transport_url
+from ..inputs.secrets import SMTP_PASSWORD_ENV
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
 
-Security = Literal["ssl", "starttls", "none"]
-
-FORMS = "file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT"
-SCHEMES: dict[str, tuple[Security, int]] = {
-    "smtp": ("none", 25),
-    "smtps": ("ssl", 465),
-    "smtp+starttls": ("starttls", 587),
-}
 CONTROL = re.compile("[\x00-\x1f\x7f]")
-HOST = re.compile(r"[A-Za-z0-9_.-]+|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*")  # a name, IPv4, or an IPv6 literal
-PASSWORD = re.compile(r"(//[^/@]*?:)[^/@]*@")  # the secret in scheme://user:secret@host
 POLICY_CODES = frozenset({530, 535, 538})  # authentication required, rejected, or needs encryption
 POLICY_REPLY = re.compile(r"5\d\d 5\.7\.\d{1,3}(?!\S)")  # RFC 3463 enhanced status 5.7.x: security or policy
-
-
-@dataclass(frozen=True)
-class TransportSettings:
-    """Where and how to deliver; `password` comes from the environment, never from a file."""
-
-    url: str
-    username: str | None = None
-    password: str | None = None
-    timeout: float = 30.0
-    cafile: str | None = None  # an extra CA to trust for the server's certificate
-    helo: str | None = None  # the EHLO name; default the local FQDN, as smtplib does
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """A parsed transport URL."""
-
-    kind: Literal["file", "smtp"]
-    folder: Path | None = None
-    host: str = ""
-    port: int = 0
-    security: Security = "none"
-    username: str | None = None
-
-    @property
-    def name(self) -> str:
-        """The URL as an operator reads it in a log line: never a password."""
-        if self.folder is not None:
-            return f"file:{display_path(self.folder)}"
-        scheme = next(s for s, (security, _) in SCHEMES.items() if security == self.security)
-        user = f"{quote(self.username, safe='')}@" if self.username else ""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{scheme}://{user}{host}:{self.port}"
-
-
-def _redacted(url: str) -> str:
-    return PASSWORD.sub(r"\1***@", url)
-
-
-def _bad_url(url: str, why: str) -> NewsletterError:
-    return NewsletterError(f"transport {_redacted(url)!r}: {why}; use {FORMS}")
-
-
-def parse_transport_url(url: str, base: Path) -> Endpoint:
-    """Read `url`; a relative `file:` folder is relative to `base` (the config file's folder)."""
-    scheme, colon, rest = url.partition(":")
-    scheme = scheme.lower()
-    if not colon or (scheme != "file" and scheme not in SCHEMES):
-        raise _bad_url(url, "unknown kind of transport")
-    if scheme == "file":
-        return Endpoint("file", folder=_folder(url, rest, base))
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # a broken [IPv6] literal
-        raise _bad_url(url, "invalid host") from None
-    try:
-        port = parts.port
-    except ValueError:
-        port = 0
-    if parts.password is not None:
-        raise NewsletterError(
-            f"transport {_redacted(url)!r}: a password does not belong in the URL; set {SMTP_PASSWORD_ENV} instead"
-        )
-    host = parts.hostname or ""
-    if not host or not HOST.fullmatch(host):
-        raise _bad_url(url, "missing or invalid host")
-    if parts.path not in ("", "/") or parts.query or parts.fragment:
-        raise _bad_url(url, "nothing may follow HOST:PORT")
-    if port == 0:
-        raise _bad_url(url, "the port must be a number from 1 to 65535")
-    security, default_port = SCHEMES[scheme]
-    username = unquote(parts.username) if parts.username else None
-    return Endpoint("smtp", host=host, port=port or default_port, security=security, username=username)
-
-
-def _folder(url: str, rest: str, base: Path) -> Path:
-    if rest.startswith("//"):  # file:///abs/path or file://localhost/abs/path
-        authority, _, path = rest[2:].partition("/")
-        if authority not in ("", "localhost"):
-            raise _bad_url(url, f"a file URL cannot name another host ({authority})")
-        folder = Path(unquote("/" + path))
-        if folder == Path("/"):
-            raise _bad_url(url, "no folder given")
-        return folder
-    if not rest:
-        raise _bad_url(url, "no folder given")
-    return base / Path(rest).expanduser()  # an absolute folder replaces base
 
 
 class Transport(Protocol):
@@ -140,12 +42,13 @@ class Transport(Protocol):
     ) -> None: ...
 
 
-def open_transport(settings: TransportSettings, base: Path) -> Transport:
-    """The transport `settings.url` names. SMTP connects on the first send, not here."""
+def open_transport(settings: TransportSettings, base: Path, password: str | None = None) -> Transport:
+    """The transport `settings.url` names (a relative folder is relative to `base`, the
+    config file's folder). SMTP connects on the first send, not here."""
     endpoint = parse_transport_url(settings.url, base)
     if endpoint.folder is not None:
         return FileTransport(endpoint.folder)
-    return SmtpTransport(endpoint, settings)
+    return SmtpTransport(endpoint, settings, password)
 
 
 class _Closing:
@@ -285,7 +188,7 @@ class SmtpTransport(_Closing):
     Not thread-safe: give each sending thread its own transport, hence its own connection.
     """
 
-    def __init__(self, endpoint: Endpoint, settings: TransportSettings) -> None:
+    def __init__(self, endpoint: Endpoint, settings: TransportSettings, password: str | None = None) -> None:
         self.endpoint = endpoint
         self.name = endpoint.name
         if settings.username and endpoint.username and settings.username != endpoint.username:
@@ -294,7 +197,7 @@ class SmtpTransport(_Closing):
                 f"{settings.username}; give the username once"
             )
         self._username = settings.username or endpoint.username
-        self._password = settings.password
+        self._password = password
         if self._username and not self._password:
             raise PolicyError(f"{self.name}: no password for user {self._username}; set {SMTP_PASSWORD_ENV}")
         self._timeout = settings.timeout

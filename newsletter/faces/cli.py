@@ -1,54 +1,79 @@
-"""The `newsletter` command: parse options, call the core, print results and exit statuses."""
+"""The `newsletter` command: parse options, call the core, print results.
+
+Commands never choose an exit status: each outcome worth one is a NewsletterError (errors.py)
+that carries it, and `NewsletterGroup.invoke` is the one place that turns any of them (and any
+unexpected exception) into its lines on stderr and that status, as click does for its own.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 import threading
+import time
+import traceback
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from datetime import date, datetime, timezone
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from functools import cache, partial
 from pathlib import Path
 from typing import IO, Any
 
 import click
 
-from ..usecases import sending
-from ..usecases.build import Project, clip_warning, write_preview
-from ..usecases.check import check_project
-from ..inputs.config import Config, Digest, Mailbox, load_config
 from ..compose.digest import moment, parse_as_of
-from ..errors import Invalid, NewsletterError, SourceError, display_path
-from ..store import SUBSCRIBER_STATUSES, Store, StoredIssue, Subscriber
+from ..delivery.subscribers import check_digests, export_csv, import_csv
+from ..errors import (
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SOFTWARE, EXIT_TEMPFAIL, EXIT_USAGE, Exited, InternalError, Interrupted,
+    Invalid, NewsletterError, UsageError, WorkLeft, display_path, worst,
+)
+from ..inputs.addresses import normalize_address
+from ..inputs.config import Config, Digest, Mailbox, load_config
+from ..inputs.secrets import LOG_LEVEL_ENV
+from ..store import SUBSCRIBER_STATUSES, IssueState, Store, StoredIssue, Subscriber
+from ..usecases import issues
+from ..usecases.build import Project, clip_warning
+from ..usecases.check import check_project
+from ..usecases.sending import signing_key
 from .schedule import Runner, upcoming
-from ..delivery.subscribers import check_digests, check_name, export_csv, import_csv, normalize_address
-
-EXIT_PROBLEM = 2
 
 
 class Failure(click.ClickException):
-    """An expected error: its lines go to stderr as they are, exit status 2, no traceback."""
+    """A NewsletterError on its way out: its lines on stderr, its exit status, no traceback."""
 
-    exit_code = EXIT_PROBLEM
+    def __init__(self, error: NewsletterError) -> None:
+        super().__init__(str(error))
+        self.error = error
+        # click declares exit_code on the class; ours varies with the error it carries.
+        setattr(self, "exit_code", error.exit_code)
 
     def show(self, file: IO[Any] | None = None) -> None:
-        for line in self.message.splitlines():
+        for line in self.error.lines():
             click.echo(line, err=True)
 
 
-@contextmanager
-def expected_errors() -> Iterator[None]:
-    try:
-        yield
-    except Invalid as exc:
-        raise Failure("\n".join(str(p) for p in exc.problems)) from None
-    except SourceError as exc:
-        raise Failure(str(exc)) from None
-    except NewsletterError as exc:
-        raise Failure(f"error: {exc}") from None
+class NewsletterGroup(click.Group):
+    """The command group that maps every error to one status: the only place that does."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except NewsletterError as exc:
+            raise Failure(exc) from None
+        except KeyboardInterrupt:
+            raise Failure(Interrupted("interrupted: run the command again to go on where it stopped")) from None
+        except Exception as exc:
+            if os.environ.get(LOG_LEVEL_ENV, "").upper() == "DEBUG":
+                traceback.print_exc()
+            name = ctx.invoked_subcommand or ctx.info_name or "newsletter"
+            raise Failure(InternalError(f"newsletter {name}", exc)) from None
 
 
 class AsOf(click.ParamType["date | datetime"]):
@@ -65,11 +90,35 @@ class AsOf(click.ParamType["date | datetime"]):
             self.fail(str(exc), param, ctx)
 
 
+@dataclass
+class Session:
+    """What every command shares: the config file, read and checked at most once."""
+
+    config_path: Path
+    loaded: list[Config] = field(default_factory=list)
+
+    @property
+    def config(self) -> Config:
+        if not self.loaded:
+            self.loaded.append(load_config(self.config_path))
+        return self.loaded[0]
+
+    def store(self) -> Store:
+        return Store.open(self.config.store_url)
+
+
+pass_session = click.make_pass_decorator(Session)
+
+
 def _human_size(size: int) -> str:
     return f"{size / 1024:.1f} KB" if size >= 1024 else f"{size} B"
 
 
-@click.group()
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@click.group(cls=NewsletterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config", "config_path", type=click.Path(path_type=Path), default=Path("config.yaml"),
     envvar="NEWSLETTER_CONFIG", show_default=True, help="The config file to use.",
@@ -78,37 +127,34 @@ def _human_size(size: int) -> str:
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path) -> None:
     """Turn threat briefs and an incident timeline into an email newsletter."""
-    ctx.obj = config_path
+    ctx.obj = Session(config_path)
 
 
 @cli.command()
 @click.option("--digest", "digest_name", metavar="NAME", help="Build only this digest (default: all).")
 @click.option("--as-of", "as_of", type=AsOf(), help="Compose the issue as of this day or moment (default: now).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), help="Write under this folder (default: `out` in config.yaml).")
-@click.pass_obj
-def build(config_path: Path, digest_name: str | None, as_of: date | datetime | None, out_dir: Path | None) -> None:
+@pass_session
+def build(session: Session, digest_name: str | None, as_of: date | datetime | None, out_dir: Path | None) -> None:
     """Write an issue's digest.html, digest.txt and a sample digest.eml."""
-    now = datetime.now(timezone.utc)
-    with expected_errors():
-        project = Project.load(config_path)
-        for digest in project.config.selected(digest_name):
-            preview = write_preview(
-                project, digest, moment(as_of or now, digest), out_dir or project.config.out_dir
-            )
-            click.echo(f"{preview.issue.id}: {preview.rendered.subject}")
-            for written in preview.files:
-                click.echo(f"  {display_path(written.path)}  {_human_size(written.size)}")
-            warning = clip_warning(preview.html_bytes)
-            if warning:
-                click.echo(f"warning: {warning}", err=True)
+    config = session.config
+    project = Project.of(config)
+    for digest in config.selected(digest_name):
+        written = issues.preview(project, digest, moment(as_of or _now(), digest), out_dir or config.out_dir)
+        click.echo(f"{written.issue.id}: {written.rendered.subject}")
+        for file in written.files:
+            click.echo(f"  {display_path(file.path)}  {_human_size(file.size)}")
+        warning = clip_warning(written.html_bytes)
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @cli.command()
-@click.option("--as-of", "as_of", type=AsOf(), help="Render digests as of this day (default: their newest content).")
-@click.pass_obj
-def check(config_path: Path, as_of: date | datetime | None) -> None:
+@click.option("--as-of", "as_of", type=AsOf(), help="Compose digests as of this day or moment (default: now, as `build` does).")
+@pass_session
+def check(session: Session, as_of: date | datetime | None) -> None:
     """Validate config, content and templates; print every problem as file:line: field: message."""
-    report = check_project(config_path, as_of)
+    report = check_project(session.config_path, _now(), as_of)
     for note in report.notes:
         click.echo(note)
     for warning in report.warnings:
@@ -117,30 +163,33 @@ def check(config_path: Path, as_of: date | datetime | None) -> None:
         click.echo(problem)
     if report.problems:
         count = len(report.problems)
-        click.echo(f"{count} problem{'s' if count != 1 else ''} found", err=True)
-        sys.exit(EXIT_PROBLEM)
+        raise UsageError(f"{count} problem{'s' if count != 1 else ''} found")
     click.echo("ok")
-
 
 
 # --- sending -------------------------------------------------------------------------------------
 
-def _open_store(config: Config) -> Store:
-    return Store.open(config.store_url)
+@dataclass
+class Stop:
+    """Set by SIGTERM or SIGINT: the send stops after the message on the wire."""
+
+    event: threading.Event = field(default_factory=threading.Event)
+    signal: int | None = None  # which one asked first
 
 
 @contextmanager
-def stop_on_signals(announce: bool = True) -> Iterator[threading.Event]:
-    """SIGTERM and SIGINT ask the send to stop after the message on the wire; a second one
+def stop_on_signals(announce: bool = True) -> Iterator[Stop]:
+    """SIGTERM and SIGINT ask the work to stop after the message on the wire; a second one
     stops at once."""
-    stop = threading.Event()
+    stop = Stop()
 
     def ask(signum: int, _frame: object) -> None:
-        if stop.is_set():
+        if stop.event.is_set():
             raise KeyboardInterrupt
         if announce:
             click.echo(f"\n{signal.Signals(signum).name}: finishing the message in flight, then stopping", err=True)
-        stop.set()
+        stop.signal = signum
+        stop.event.set()
 
     previous = {sig: signal.signal(sig, ask) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -158,95 +207,100 @@ def stop_on_signals(announce: bool = True) -> Iterator[threading.Event]:
 @click.option("--transport", "transport_url", metavar="URL", help="file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT (default: config.yaml).")
 @click.option("--queue-only", is_flag=True, help="Build the issue and queue its deliveries for `newsletter worker`; send nothing.")
 @click.option("--workers", type=click.IntRange(1, 64), help="Send with N local worker processes instead of this one.")
-@click.pass_obj
+@click.option("--force", is_flag=True, help="Send even when nothing is new since the last issue (when_nothing_new: skip).")
+@pass_session
 def send(
-    config_path: Path, digest_name: str | None, as_of: date | datetime | None, dry_run: bool,
-    to_address: str | None, transport_url: str | None, queue_only: bool, workers: int | None,
+    session: Session, digest_name: str | None, as_of: date | datetime | None, dry_run: bool,
+    to_address: str | None, transport_url: str | None, queue_only: bool, workers: int | None, force: bool,
 ) -> None:
     """Send an issue to every active subscriber, once; run again to resume."""
-    now = datetime.now(timezone.utc)
-    with expected_errors():
-        project = Project.load(config_path)
-        config = project.config
-        settings = sending.transport_settings(config, transport_url)
-        _, warning = sending.signing_key(config, settings)
-        if warning and not dry_run:
-            click.echo(f"warning: {warning}", err=True)
-        queued_issues: list[StoredIssue] = []
-        for digest in config.selected(digest_name):
-            when = moment(as_of or now, digest)
-            if to_address is not None:
-                recipient = Mailbox("", normalize_address(to_address))
-                store = _open_store(config)
-                subject, via = sending.send_test_copy(project, store, digest, when, recipient, transport_url)
-                click.echo(f"test copy of {digest.name} sent to {recipient.address} via {via}: {subject}")
-            elif dry_run:
-                _dry_run(project, digest, when, settings.url)
-            elif queue_only or workers:
-                store = _open_store(config)
-                in_store = sending.issue_in_store(project, store, digest, when)
-                queued = store.queue(in_store.stored)
-                queued_issues.append(in_store.stored)
-                click.echo(f"{in_store.stored.name}: {in_store.stored.subject}")
-                click.echo(f"  {queued} deliveries queued, {store.pending(in_store.stored.id)} to send")
+    config = session.config.with_transport(transport_url)
+    digests = config.selected(digest_name)
+    content = cache(partial(Project.of, config))
+    if to_address is not None or dry_run:
+        for digest in digests:
+            _one_off(config, content, session, digest, moment(as_of or _now(), digest), to_address)
+        return
+    _, warning = signing_key(config)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
+    ends: list[NewsletterError] = []
+    queued_issues: list[StoredIssue] = []
+    with session.store() as store:
+        for digest in digests:
+            when = moment(as_of or _now(), digest)
+            if queue_only or workers:
+                stored = _queue(config, content, store, digest, when, force)
+                if stored is not None:
+                    queued_issues.append(stored)
             else:
-                _send(project, digest, when, transport_url)
-        if workers:
-            _run_workers(config_path, workers, transport_url, queued_issues)
-        elif queue_only:
-            click.echo("start `newsletter worker` processes to send them")
+                end = _send(config, content, store, digest, when, force)
+                if end is not None:
+                    ends.append(end)
+    if workers:
+        ends.extend(_run_workers(session.config_path, workers, transport_url, queued_issues, config))
+    elif queue_only and queued_issues:
+        click.echo("start `newsletter worker` processes to send them")
+    error = worst(ends)
+    if error is not None:
+        raise error
 
 
-def _run_workers(config_path: Path, count: int, transport_url: str | None, issues: list[StoredIssue]) -> None:
-    """N `newsletter worker --until-idle` processes, waited for; then what they sent."""
-    command = [sys.executable, "-m", "newsletter", "--config", str(config_path), "worker", "--until-idle"]
-    if transport_url:
-        command += ["--transport", transport_url]
-    started = time.monotonic()
-    processes = [subprocess.Popen(command) for _ in range(count)]
-    with stop_on_signals() as stop:
-        while any(p.poll() is None for p in processes):
-            if stop.is_set():
-                for process in processes:
-                    if process.poll() is None:
-                        process.send_signal(signal.SIGTERM)
-            stop.wait(0.5)
-    seconds = time.monotonic() - started
-    store = _open_store(load_config(config_path))
-    for stored in issues:
-        counts = store.counts(stored.id)
-        sent = counts["sent"]
-        click.echo(f"  {stored.name}: {sent} sent, {counts['failed']} failed, "
-                   f"{counts['queued'] + counts['deferred']} left, by {count} workers in {seconds:.1f} s")
-    failed = [p.returncode for p in processes if p.returncode]
-    if failed:
-        raise Failure(f"{len(failed)} of {count} workers failed (exit statuses {failed})")
-
-
-def _dry_run(project: Project, digest: Digest, when: datetime, url: str) -> None:
-    store = _open_store(project.config)
-    issue, rendered = project.issue(digest, when)
-    stored = store.issue(digest.name, issue.period)
-    if stored is not None and stored.queued_at is not None:
-        count, what = store.pending(stored.id), "deliveries still to send"
-    else:
-        count, what = store.count_recipients(digest.name), "active subscribers would receive it"
+def _one_off(config: Config, content: issues.Content, session: Session, digest: Digest, when: datetime,
+             to_address: str | None) -> None:
+    """`--to` (a test copy) and `--dry-run`: nothing recorded."""
+    with session.store() as store:
+        if to_address is not None:
+            recipient = Mailbox("", normalize_address(to_address))
+            subject, via = issues.test_copy(config, content, store, digest, when, recipient)
+            click.echo(f"test copy of {digest.name} sent to {recipient.address} via {via}: {subject}")
+            return
+        issue, rendered = issues.compose_issue(content(), digest, when)
+        stored = store.issues.get(digest.name, issue.period)
+        if stored is not None and stored.life is not IssueState.STORED:
+            count, what = store.outbox.pending(stored.id), "deliveries still to send"
+        else:
+            count, what = store.subscribers.count_recipients(digest.name), "active subscribers would receive it"
     click.echo(f"{issue.id}: {rendered.subject}")
-    click.echo(f"  {count} {what}, via {url}; nothing was sent or recorded (dry run)")
+    click.echo(f"  {count} {what}, via {config.endpoint().name}; nothing was sent or recorded (dry run)")
 
 
-def _send(project: Project, digest: Digest, when: datetime, transport_url: str | None) -> None:
-    store = _open_store(project.config)
+def _opened_lines(opened: issues.Opened | issues.Skipped) -> issues.Opened | None:
+    """Print what `open_issue` found; the opened issue, or None when it was skipped."""
+    if isinstance(opened, issues.Skipped):
+        click.echo(f"{opened.issue_id}: skipped: {opened.reason}; `--force` sends it anyway")
+        return None
+    stored = opened.stored
+    note = "" if opened.written or stored.life is IssueState.STORED else " (resuming the stored issue)"
+    if opened.changed_since:
+        note += "; content changed since it was built, the stored version is sent"
+    click.echo(f"{stored.name}: {stored.subject}{note}")
+    if opened.files:
+        click.echo(f"  preview in {display_path(opened.files[0].path.parent)}/")
+    return opened
+
+
+def _queue(config: Config, content: issues.Content, store: Store, digest: Digest, when: datetime,
+           force: bool) -> StoredIssue | None:
+    outcome = issues.send(config, content, store, digest, when, force=force, queue_only=True, out_dir=config.out_dir)
+    opened = _opened_lines(outcome.opened)
+    if opened is None:
+        return None
+    if outcome.no_recipients:
+        click.echo(f"  no active subscribers of {digest.name}: nothing queued")
+        return None
+    click.echo(f"  {outcome.queued or 0} deliveries queued, {store.outbox.pending(opened.stored.id)} to send")
+    return opened.stored
+
+
+def _send(config: Config, content: issues.Content, store: Store, digest: Digest, when: datetime,
+          force: bool) -> NewsletterError | None:
+    """One digest's send, with a progress bar on a terminal; what its end deserves."""
     lock = threading.Lock()
     with ExitStack() as cleanup:
         bars: list[Any] = []
 
-        def started(in_store: sending.IssueInStore, pending: int) -> None:
-            stored = in_store.stored
-            note = "" if in_store.created else " (resuming the stored issue)"
-            if in_store.changed_since:
-                note += "; content changed since it was built, the stored version is sent"
-            click.echo(f"{stored.name}: {stored.subject}{note}")
+        def started(stored: StoredIssue, pending: int) -> None:
             if sys.stdout.isatty() and pending:
                 bar = click.progressbar(length=pending, label="sending", show_pos=True, show_eta=True)
                 bars.append(cleanup.enter_context(bar))
@@ -257,7 +311,17 @@ def _send(project: Project, digest: Digest, when: datetime, transport_url: str |
                     bar.update(count)
 
         stop = cleanup.enter_context(stop_on_signals())
-        report = sending.send_issue(project, store, digest, when, transport_url, progress, stop, started)
+        outcome = issues.send(config, content, store, digest, when, force=force, stop=stop.event, progress=progress,
+                              started=started, out_dir=config.out_dir)
+    if _opened_lines(outcome.opened) is None:
+        return None
+    if outcome.no_recipients:
+        click.echo(f"  no active subscribers of {digest.name}: nothing queued; the next `newsletter send` "
+                   "in this period sends the issue")
+        return None
+    report = outcome.report
+    if report is None:
+        return None
     rate = f" ({report.sent / report.seconds:.0f}/s)" if report.seconds and report.sent else ""
     click.echo(
         f"  {report.sent} sent, {report.failed} failed, {report.deferred} deferred, "
@@ -267,142 +331,198 @@ def _send(project: Project, digest: Digest, when: datetime, transport_url: str |
         click.echo(f"  {error}", err=True)
     if len(report.errors) > 10:
         click.echo(f"  ... and {len(report.errors) - 10} more: see `newsletter status {report.issue}`", err=True)
-    if report.stopped:
-        click.echo(f"  stopped; run `newsletter send` again to finish {report.issue}", err=True)
-    elif report.remaining:
-        click.echo(f"  {report.remaining} not finished (deferred or held by another sender); run again later", err=True)
+    return issues.outcome_error(report)
+
+
+def _run_workers(config_path: Path, count: int, transport_url: str | None, queued: list[StoredIssue],
+                 config: Config) -> list[NewsletterError]:
+    """N `newsletter worker --until-idle` processes, waited for; then what they sent."""
+    command = [sys.executable, "-m", "newsletter", "--config", str(config_path), "worker", "--until-idle"]
+    if transport_url:
+        command += ["--transport", transport_url]
+    started = time.monotonic()
+    processes = [subprocess.Popen(command) for _ in range(count)]
+    with stop_on_signals() as stop:
+        while any(p.poll() is None for p in processes):
+            if stop.event.is_set():
+                for process in processes:
+                    if process.poll() is None:
+                        process.send_signal(signal.SIGTERM)
+            stop.event.wait(0.5)
+    seconds = time.monotonic() - started
+    ends: list[NewsletterError] = []
+    with Store.open(config.store_url) as store:
+        for stored in queued:
+            counts = store.outbox.counts(stored.id)
+            left = counts["queued"] + counts["deferred"]
+            click.echo(f"  {stored.name}: {counts['sent']} sent, {counts['failed']} failed, "
+                       f"{left} left, by {count} workers in {seconds:.1f} s")
+    if stop.signal is not None:
+        ends.append(Interrupted("stopped: run `newsletter send` or `newsletter worker` again to finish"))
+    for status in sorted({p.returncode for p in processes if p.returncode}):
+        known = status if status in (EXIT_FAILED, EXIT_USAGE, EXIT_SOFTWARE, EXIT_TEMPFAIL, EXIT_INTERRUPTED) else EXIT_SOFTWARE
+        ends.append(Exited(f"a worker ended with exit status {status}: see its lines above", known))
+    return ends
 
 
 @cli.command()
 @click.argument("issue_name", metavar="[ISSUE]", required=False)
-@click.pass_obj
-def status(config_path: Path, issue_name: str | None) -> None:
+@pass_session
+def status(session: Session, issue_name: str | None) -> None:
     """Show deliveries per status and the last errors of an issue (default: the latest)."""
-    with expected_errors():
-        store = _open_store(load_config(config_path))
-        stored = store.issue_by_name(issue_name) if issue_name else store.latest_issue()
+    with session.store() as store:
+        stored = store.issues.by_name(issue_name) if issue_name else store.issues.latest()
         if stored is None:
-            raise NewsletterError(f"no issue named {issue_name}" if issue_name else "no issue has been sent yet")
-        counts = store.counts(stored.id)
-        state = "finished" if stored.finished_at else "in progress" if stored.queued_at else "not queued"
-        click.echo(f"{stored.name}: {stored.subject} ({state})")
+            raise UsageError(f"no issue named {issue_name}" if issue_name else "no issue has been sent yet")
+        counts = store.outbox.counts(stored.id)
+        click.echo(f"{stored.name}: {stored.subject} ({stored.life.label})")
         click.echo("  " + "  ".join(f"{name} {count}" for name, count in counts.items()))
-        workers = store.progress(stored.id)
+        workers = store.outbox.progress(stored.id)
         if workers:
             total = sum(w.rate for w in workers)
             click.echo(f"  senders ({total:.0f} messages/s together, within the last minute):")
             for worker in workers:
                 click.echo(f"    {worker.worker}: {worker.sent} sent, {worker.rate:.0f}/s, holding {worker.holding}")
-        errors = store.last_errors(stored.id)
+        errors = store.outbox.last_errors(stored.id)
         if errors:
             click.echo("  last errors:")
             for address, delivery_status, error in errors:
                 click.echo(f"    {address} ({delivery_status}): {error}")
 
 
-# --- workers -------------------------------------------------------------------------------------
+# --- workers and the scheduler ------------------------------------------------------------------
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
+                        stream=sys.stderr, force=True)
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+def _service_end(stop: Stop, error: NewsletterError | None) -> None:
+    """How a long-running face ends: SIGTERM is its normal stop (0), SIGINT an interruption."""
+    if stop.signal == signal.SIGINT:
+        raise Interrupted("interrupted: start it again to go on")
+    if stop.signal is None and error is not None:
+        raise error
+
 
 @cli.command()
 @click.option("--transport", "transport_url", metavar="URL", help="Send through this transport instead of config.yaml's.")
 @click.option("--batch", default=50, show_default=True, type=click.IntRange(1, 10000), help="Deliveries claimed at a time.")
-@click.option("--until-idle", is_flag=True, help="Exit once no queued issue has deliveries left (default: keep waiting for work).")
-@click.pass_obj
-def worker(config_path: Path, transport_url: str | None, batch: int, until_idle: bool) -> None:
+@click.option("--until-idle", is_flag=True, help="Exit once nothing is due (default: keep waiting for work).")
+@pass_session
+def worker(session: Session, transport_url: str | None, batch: int, until_idle: bool) -> None:
     """Send queued deliveries, side by side with any number of other workers on the same store."""
     from .worker import work
 
-    with expected_errors():
-        config = load_config(config_path)
-        _configure_logging(config.run.log_level)
-        with stop_on_signals(announce=False) as stop:
-            report = work(config_path, stop, transport_url, batch, until_idle)
+    config = session.config.with_transport(transport_url)
+    signing_key(config)  # refuse at once, not at the first issue
+    _configure_logging(config.run.log_level)
+    with stop_on_signals(announce=False) as stop:
+        report = work(config, stop.event, batch, until_idle)
     logging.getLogger("newsletter.worker").info(
-        "worker done: %d sent, %d failed, %d deferred", report.sent, report.failed, report.deferred
+        "worker done: %d sent, %d failed, %d deferred, %d left", report.sent, report.failed, report.deferred,
+        report.remaining,
     )
-
-
-# --- the scheduler -------------------------------------------------------------------------------
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr, force=True)
-    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    report.stopped = False  # a worker's stop is its normal end; _service_end reads the signal
+    _service_end(stop, issues.outcome_error(report) if until_idle else None)
 
 
 @cli.command("run")
 @click.option("--once", is_flag=True, help="Do what is due now (resume sends, make up a fire missed within the grace) and exit.")
 @click.option("--transport", "transport_url", metavar="URL", help="Send through this transport instead of config.yaml's.")
-@click.pass_obj
-def run_command(config_path: Path, once: bool, transport_url: str | None) -> None:
+@pass_session
+def run_command(session: Session, once: bool, transport_url: str | None) -> None:
     """Fire each digest on its schedule until SIGTERM or Ctrl-C (or once, for cron or a timer)."""
-    with expected_errors():
-        config = load_config(config_path)
-        _configure_logging(config.run.log_level)
-        with stop_on_signals(announce=False) as stop:  # the runner logs it
-            runner = Runner(config_path, stop, transport_url)
-            if once:
-                runner.start_up()
-            else:
-                runner.run_forever()
+    config = session.config.with_transport(transport_url)
+    _configure_logging(config.run.log_level)
+    with stop_on_signals(announce=False) as stop:  # the runner logs it
+        runner = Runner(config, stop.event)
+        if once:
+            runner.start_up()
+        else:
+            runner.run_forever()
+    _service_end(stop, runner.worst())
 
 
 @cli.command("schedule")
-@click.pass_obj
-def schedule_command(config_path: Path) -> None:
+@pass_session
+def schedule_command(session: Session) -> None:
     """List each scheduled digest's next three runs, in its own time zone and in UTC."""
-    with expected_errors():
-        config = load_config(config_path)
-        listed = upcoming(config, datetime.now(timezone.utc))
-        for digest in config.digests:
-            if not digest.schedule:
-                click.echo(f"{digest.name}: no schedule (add `schedule:` to run it with `newsletter run`)")
-        for digest, fires in listed:
-            click.echo(f"{digest.name}: {digest.schedule} ({digest.timezone}), {digest.on_schedule} on schedule")
-            for fire in fires:
-                local = fire.astimezone(digest.zone)
-                utc = fire.astimezone(timezone.utc)
-                click.echo(f"  {local:%a %Y-%m-%d %H:%M:%S %z}   {utc:%Y-%m-%d %H:%M:%S} UTC")
+    config = session.config
+    listed = upcoming(config, _now())
+    for digest in config.digests:
+        if not digest.schedule:
+            click.echo(f"{digest.name}: no schedule (add `schedule:` to run it with `newsletter run`)")
+    for digest, fires in listed:
+        click.echo(f"{digest.name}: {digest.schedule} ({digest.timezone}), {digest.on_schedule} on schedule")
+        for fire in fires:
+            local = fire.astimezone(digest.zone)
+            utc = fire.astimezone(UTC)
+            click.echo(f"  {local:%a %Y-%m-%d %H:%M:%S %z}   {utc:%Y-%m-%d %H:%M:%S} UTC")
 
 
 # --- the web app ---------------------------------------------------------------------------------
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port, or UsageError saying why it cannot be (a busy port)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        hint = "; stop what uses it or choose another with --port" if exc.errno == 98 else ""
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    return sock
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless told otherwise).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.pass_obj
-def serve(config_path: Path, host: str, port: int) -> None:
+@pass_session
+def serve(session: Session, host: str, port: int) -> None:
     """Serve subscribe, confirm and unsubscribe pages, the preview, the archive and the feed."""
     import uvicorn
 
     from .web import create_app
 
-    with expected_errors():
-        app = create_app(config_path)
+    app = create_app(session.config)
     site = app.state.site
     if site.key_warning:
         click.echo(f"warning: {site.key_warning}", err=True)
-    click.echo(f"serving http://{host}:{port}/ (links in messages point to {site.config.site.base_url})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", server_header=False)
+    sock = listening_socket(host, port)
+    bound = sock.getsockname()[1]
+    click.echo(f"serving http://{host}:{bound}/ (links in messages point to {site.config.site.base_url})", err=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False))
+    server.run(sockets=[sock])
 
 
 # --- fresh content: feeds, imports, drafts --------------------------------------------------------
 
 @cli.command()
 @click.option("--feed", "feed_names", metavar="NAME", multiple=True, help="Read only this feed; repeat for several.")
-@click.pass_obj
-def ingest(config_path: Path, feed_names: tuple[str, ...]) -> None:
+@pass_session
+def ingest(session: Session, feed_names: tuple[str, ...]) -> None:
     """Read the feeds in config.yaml and draft a timeline entry for each new matching item."""
     from ..intake.ingest import ingest as run_ingest
 
-    with expected_errors():
-        config = load_config(config_path)
-        feeds = config.ingest.feeds
-        if not feeds:
-            raise NewsletterError(f"no feeds under `ingest: feeds:` in {display_path(config_path)}")
-        unknown = [n for n in feed_names if n not in {f.name for f in feeds}]
-        if unknown:
-            raise NewsletterError(f"unknown feed {', '.join(unknown)} (known: {', '.join(f.name for f in feeds)})")
-        chosen = [f for f in feeds if not feed_names or f.name in feed_names]
-        reports = run_ingest(config, _open_store(config), chosen)
+    config = session.config
+    feeds = config.ingest.feeds
+    if not feeds:
+        raise UsageError(f"no feeds under `ingest: feeds:` in {display_path(session.config_path)}")
+    unknown = [n for n in feed_names if n not in {f.name for f in feeds}]
+    if unknown:
+        raise UsageError(f"unknown feed {', '.join(unknown)} (known: {', '.join(f.name for f in feeds)})")
+    chosen = [f for f in feeds if not feed_names or f.name in feed_names]
+    with session.store() as store:
+        reports = run_ingest(config, store, chosen)
     failed = 0
     for report in reports:
         if report.status not in ("ok", "not modified"):
@@ -419,19 +539,18 @@ def ingest(config_path: Path, feed_names: tuple[str, ...]) -> None:
     if drafted:
         click.echo(f"{drafted} new drafts: see `newsletter drafts list`")
     if failed:
-        raise Failure(f"{failed} of {len(reports)} feeds could not be read")
+        raise WorkLeft(f"{failed} of {len(reports)} feeds could not be read; run `newsletter ingest` again later")
 
 
 @cli.command("import")
 @click.argument("source", metavar="FILE_OR_URL")
-@click.pass_obj
-def import_command(config_path: Path, source: str) -> None:
+@pass_session
+def import_command(session: Session, source: str) -> None:
     """Draft a brief and dated timeline entries from one article (HTML, Markdown or text)."""
     from ..intake.importer import import_article
 
-    with expected_errors():
-        config = load_config(config_path)
-        result = import_article(source, config.content_dir, Path.cwd(), date.today(), timeout=config.ingest.timeout)
+    config = session.config
+    result = import_article(source, config.content_dir, Path.cwd(), date.today(), timeout=config.ingest.timeout)
     click.echo(f"brief draft: {display_path(result.brief)} ({result.key_points} key points)")
     for path in result.entries:
         click.echo(f"entry draft: {display_path(path)}")
@@ -446,13 +565,12 @@ def drafts() -> None:
 
 
 @drafts.command("list")
-@click.pass_obj
-def drafts_list(config_path: Path) -> None:
+@pass_session
+def drafts_list(session: Session) -> None:
     """Every draft: id, kind, date, title, and whether it is trusted, edited or has problems."""
     from ..intake.drafts import all_drafts
 
-    with expected_errors():
-        found = all_drafts(load_config(config_path).content_dir)
+    found = all_drafts(session.config.content_dir)
     for draft in found:
         marks = [m for m, on in (("trusted", draft.trusted), ("edited", draft.edited and draft.kind == "entry"),
                                  ("has problems", bool(draft.problems))) if on]
@@ -465,25 +583,23 @@ def drafts_list(config_path: Path) -> None:
 @drafts.command("approve")
 @click.argument("draft_id", metavar="ID")
 @click.option("--into", type=click.Path(path_type=Path, dir_okay=False), help="Timeline file to add an entry to (default: content/timeline/approved.yaml).")
-@click.pass_obj
-def drafts_approve(config_path: Path, draft_id: str, into: Path | None) -> None:
+@pass_session
+def drafts_approve(session: Session, draft_id: str, into: Path | None) -> None:
     """Publish a draft: it must pass every check, or nothing changes."""
     from ..intake.drafts import approve
 
-    with expected_errors():
-        target = approve(load_config(config_path).content_dir, draft_id, into)
+    target = approve(session.config.content_dir, draft_id, into)
     click.echo(f"approved {draft_id}: now in {display_path(target)}")
 
 
 @drafts.command("reject")
 @click.argument("draft_id", metavar="ID")
-@click.pass_obj
-def drafts_reject(config_path: Path, draft_id: str) -> None:
+@pass_session
+def drafts_reject(session: Session, draft_id: str) -> None:
     """Drop a draft (an entry's sources are remembered so it is not proposed again)."""
     from ..intake.drafts import reject
 
-    with expected_errors():
-        reject(load_config(config_path).content_dir, draft_id)
+    reject(session.config.content_dir, draft_id)
     click.echo(f"rejected {draft_id}")
 
 
@@ -516,65 +632,60 @@ def _described(subscriber: Subscriber) -> str:
 @click.option("--name", default="", help="The name shown in the To header.")
 @digest_option
 @resubscribe_option
-@click.pass_obj
-def subscribers_add(config_path: Path, address: str, name: str, digests: tuple[str, ...], resubscribe: bool) -> None:
+@pass_session
+def subscribers_add(session: Session, address: str, name: str, digests: tuple[str, ...], resubscribe: bool) -> None:
     """Add ADDRESS as an active subscriber (or update it)."""
-    with expected_errors():
-        config = load_config(config_path)
-        chosen = check_digests(digests, (d.name for d in config.digests))
-        result = _open_store(config).add_subscriber(
-            normalize_address(address), check_name(name), chosen, resubscribe=resubscribe
-        )
-        subscriber = result.subscriber
-        if result.blocked:
-            raise NewsletterError(
-                f"{subscriber.address} is {subscriber.status}; add --resubscribe if they asked to come back"
-            )
-        verb = "added" if result.created else "updated" if result.changed else "unchanged"
-        click.echo(f"{verb}: {_described(subscriber)}")
+    config = session.config
+    chosen = check_digests(digests, (d.name for d in config.digests))
+    with session.store() as store:
+        result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe)
+    subscriber = result.subscriber
+    if result.blocked:
+        raise UsageError(f"{subscriber.address} is {subscriber.status}; add --resubscribe if they asked to come back")
+    verb = "added" if result.created else "updated" if result.changed else "unchanged"
+    click.echo(f"{verb}: {_described(subscriber)}")
 
 
 @subscribers.command("remove")
 @click.argument("address")
 @click.option("--digest", "digest_name", metavar="NAME", help="Unsubscribe from this digest only.")
-@click.pass_obj
-def subscribers_remove(config_path: Path, address: str, digest_name: str | None) -> None:
+@pass_session
+def subscribers_remove(session: Session, address: str, digest_name: str | None) -> None:
     """Unsubscribe ADDRESS; the record stays, marked, so no import signs it up again."""
-    with expected_errors():
-        config = load_config(config_path)
-        if digest_name:
-            config.digest(digest_name)
-        subscriber = _open_store(config).remove_subscriber(normalize_address(address), digest_name)
-        if subscriber is None:
-            raise NewsletterError(f"{address} is not a subscriber")
-        click.echo(f"removed: {_described(subscriber)}")
+    if digest_name:
+        session.config.digest(digest_name)
+    with session.store() as store:
+        subscriber = store.subscribers.remove(normalize_address(address), digest_name)
+    if subscriber is None:
+        raise UsageError(f"{address} is not a subscriber")
+    click.echo(f"removed: {_described(subscriber)}")
 
 
 @subscribers.command("list")
 @status_filter
 @digest_filter
-@click.pass_obj
-def subscribers_list(config_path: Path, status_name: str | None, digest_name: str | None) -> None:
+@pass_session
+def subscribers_list(session: Session, status_name: str | None, digest_name: str | None) -> None:
     """List subscribers: address, status, digests and name, one per line."""
-    with expected_errors():
-        count = 0
-        for subscriber in _open_store(load_config(config_path)).iter_subscribers(status_name, digest_name):
+    count = 0
+    with session.store() as store:
+        for subscriber in store.subscribers.iter(status_name, digest_name):
             click.echo("\t".join((subscriber.address, subscriber.status, ",".join(subscriber.digests) or "-", subscriber.name)))
             count += 1
-        click.echo(f"{count} subscriber{'s' if count != 1 else ''}", err=True)
+    click.echo(f"{count} subscriber{'s' if count != 1 else ''}", err=True)
 
 
 @subscribers.command("import")
 @click.argument("csv_file", metavar="FILE.csv", type=click.Path(path_type=Path, dir_okay=False))
 @digest_option
 @resubscribe_option
-@click.pass_obj
-def subscribers_import(config_path: Path, csv_file: Path, digests: tuple[str, ...], resubscribe: bool) -> None:
+@pass_session
+def subscribers_import(session: Session, csv_file: Path, digests: tuple[str, ...], resubscribe: bool) -> None:
     """Import subscribers from a CSV file with an `email` (or `address`) column and
     optional `name` and `digests` columns. Safe to run again with the same file."""
-    with expected_errors():
-        config = load_config(config_path)
-        report = import_csv(_open_store(config), csv_file, digests, (d.name for d in config.digests), resubscribe)
+    config = session.config
+    with session.store() as store:
+        report = import_csv(store, csv_file, digests, (d.name for d in config.digests), resubscribe)
     click.echo(
         f"{report.created} added, {report.updated} updated, {report.unchanged} unchanged, "
         f"{report.kept_unsubscribed} left unsubscribed, {len(report.rejected)} rejected"
@@ -582,17 +693,17 @@ def subscribers_import(config_path: Path, csv_file: Path, digests: tuple[str, ..
     if report.kept_unsubscribed and not resubscribe:
         click.echo("  (people who unsubscribed or bounced stay so; --resubscribe signs them up again)")
     if report.rejected:
-        raise Failure("\n".join(report.rejected))
+        raise Invalid(report.rejected)
 
 
 @subscribers.command("export")
 @status_filter
 @digest_filter
-@click.pass_obj
-def subscribers_export(config_path: Path, status_name: str | None, digest_name: str | None) -> None:
+@pass_session
+def subscribers_export(session: Session, status_name: str | None, digest_name: str | None) -> None:
     """Write subscribers as CSV to standard output (the import reads it back)."""
-    with expected_errors():
-        export_csv(_open_store(load_config(config_path)), sys.stdout, status_name, digest_name)
+    with session.store() as store:
+        export_csv(store, sys.stdout, status_name, digest_name)
 
 
 def main() -> None:

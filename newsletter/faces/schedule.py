@@ -3,28 +3,28 @@
 The store, not memory, decides what has been done: an issue exists once per (digest, period)
 whoever built it, so a restart, a second runner on the same database, or a manual `send`
 never makes a second issue. Each fire reloads the content (analysts edit it between fires)
-and goes through the same code as `newsletter build` and `newsletter send`.
+and goes through the same life of an issue as `newsletter send` (usecases/issues.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from functools import partial
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import cache, partial
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from ..usecases import sending
-from ..usecases.build import Project, write_files
-from ..inputs.config import Config, Digest, load_config
+from ..compose.digest import period_of
+from ..delivery.dispatch import SendReport
+from ..errors import DigestError, InternalError, NewsletterError, UsageError, display_path, worst
+from ..inputs.config import Config, Digest
 from ..inputs.cron import Schedule, last_fire, next_fires, trigger
-from ..compose.digest import compose, period_of
-from ..errors import DigestError, NewsletterError, display_path
-from ..store import Store, StoredIssue
+from ..store import IssueState, Store, StoredIssue
+from ..usecases import issues
+from ..usecases.build import Project
 
 log = logging.getLogger("newsletter.run")
 
@@ -57,45 +57,50 @@ def upcoming(config: Config, now: datetime, count: int = 3) -> list[tuple[Digest
 
 
 class Runner:
-    """Fires the scheduled digests of one config file until `stop` is set."""
+    """Fires the scheduled digests of one config until `stop` is set.
 
-    def __init__(self, config_path: Path, stop: threading.Event, transport_url: str | None = None) -> None:
-        self.config_path = config_path
+    Every error of a fire becomes log lines and is kept in `errors`, so `run --once` can exit
+    with the status the worst of them deserves."""
+
+    def __init__(self, config: Config, stop: threading.Event) -> None:
+        self.config = config
         self.stop = stop
-        self.transport_url = transport_url
-        self.config = load_config(config_path)
-        self.scheduled = [d for d in self.config.digests if d.schedule]
+        self.scheduled = [d for d in config.digests if d.schedule]
         if not self.scheduled:
-            raise NewsletterError(
-                f"no digest in {display_path(config_path)} has a schedule; add `schedule: \"0 7 * * MON\"` to one"
+            raise UsageError(
+                f"no digest in {display_path(config.path)} has a schedule; add `schedule: \"0 7 * * MON\"` to one"
             )
         self.lock = threading.Lock()  # one fire at a time: they share the store and the out folder
+        self.errors: list[NewsletterError] = []
+
+    def worst(self) -> NewsletterError | None:
+        return worst(self.errors)
 
     def start_up(self, now: datetime | None = None) -> None:
         """Resume interrupted sends, then make up (or skip) fires missed while nothing ran."""
         now = now or datetime.now(UTC)
-        store = Store.open(self.config.store_url)
         grace = timedelta(seconds=self.config.run.misfire_grace)
-        for digest in self.scheduled:
-            if self.stop.is_set():
-                return
-            for stored in store.unfinished_issues(digest.name):
-                log.info("resuming %s: %d deliveries left", stored.name, store.pending(stored.id))
-                self._guarded(digest, partial(self._resume, digest, stored))
-            schedule = trigger(digest.schedule or "", digest.timezone)
-            decision = on_start(schedule, now, grace, partial(_built, store, digest))
-            if decision.action == "catch-up" and decision.fire is not None:
-                earlier = _missed_before(store, digest, schedule, decision.fire)
-                log.info("catching up %s: its %s run was missed%s", digest.name, _when(decision.fire, digest),
-                         f" (with {earlier} earlier run{'s' if earlier != 1 else ''}, made up by this one)" if earlier else "")
-                self.fire(digest.name, decision.fire)
-            elif decision.action == "skip" and decision.fire is not None:
-                late = now - decision.fire
-                log.warning(
-                    "skipped %s-%s: its %s run was missed by %s, beyond the grace of %s",
-                    digest.name, period_of(digest, decision.fire), _when(decision.fire, digest),
-                    _span(late), _span(grace),
-                )
+        with Store.open(self.config.store_url) as store:
+            for digest in self.scheduled:
+                if self.stop.is_set():
+                    return
+                for stored in store.issues.unfinished(digest.name):
+                    log.info("resuming %s: %d deliveries left", stored.name, store.outbox.pending(stored.id))
+                    self._guarded(digest, partial(self._deliver, store, stored))
+                schedule = trigger(digest.schedule or "", digest.timezone)
+                decision = on_start(schedule, now, grace, partial(_built, store, digest))
+                if decision.action == "catch-up" and decision.fire is not None:
+                    earlier = _missed_before(store, digest, schedule, decision.fire)
+                    log.info("catching up %s: its %s run was missed%s", digest.name, _when(decision.fire, digest),
+                             f" (with {earlier} earlier run{'s' if earlier != 1 else ''}, made up by this one)"
+                             if earlier else "")
+                    self.fire(digest.name, decision.fire)
+                elif decision.action == "skip" and decision.fire is not None:
+                    log.warning(
+                        "skipped %s-%s: its %s run was missed by %s, beyond the grace of %s",
+                        digest.name, period_of(digest, decision.fire), _when(decision.fire, digest),
+                        _span(now - decision.fire), _span(grace),
+                    )
 
     def run_forever(self) -> None:
         """Start the scheduler and wait for `stop`; the fire in progress ends cleanly."""
@@ -127,66 +132,76 @@ class Runner:
         """One scheduled run of a digest, as of its scheduled time; errors become log lines."""
         digest = self.config.digest(digest_name)
         log.info("fired %s for %s", digest.name, _when(fire, digest))
-        self._guarded(digest, lambda: self._fire(digest_name, fire))
+        self._guarded(digest, lambda: self._fire(digest, fire))
 
     def _guarded(self, digest: Digest, work: Callable[[], None]) -> None:
+        """Run `work` in this thread with every error caught: one line each in the log."""
         with self.lock:
             try:
                 work()
             except NewsletterError as exc:
-                for line in str(exc).splitlines():
-                    log.error("%s: %s", digest.name, line)
-            except Exception:
-                log.exception("%s: unexpected error", digest.name)
+                self._failed(digest, exc)
+            except Exception as exc:  # a bug: one line, the traceback only at DEBUG
+                log.debug("%s: traceback", digest.name, exc_info=True)
+                self._failed(digest, InternalError(f"running {digest.name}", exc))
 
-    def _fire(self, digest_name: str, fire: datetime) -> None:
-        project = Project.load(self.config_path)  # content may have changed since the last fire
-        digest = project.config.digest(digest_name)
-        store = Store.open(project.config.store_url)
-        existing = store.issue(digest.name, period_of(digest, fire))
-        if existing is not None:
-            log.info("skipped %s: built already at %s", existing.name, existing.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"))
-            return
-        try:
-            issue = compose(project.library, digest, fire)
-        except DigestError as exc:
-            log.info("skipped %s-%s: %s", digest.name, period_of(digest, fire), exc)
-            return
-        previous = store.previous_issue(digest.name, fire)
-        if digest.when_nothing_new == "skip" and previous is not None and set(issue.contents) <= set(previous.contents):
-            log.info("skipped %s: nothing new since %s (when_nothing_new: skip)", issue.id, previous.name)
-            return
-        rendered = project.renderer.render(issue)
-        stored, created = sending.save_issue(store, issue, rendered)
-        if created:
-            files = write_files(project.config, rendered, fire, project.config.out_dir)
-            log.info("built %s: %s (%d entries) in %s", stored.name, stored.subject, len(issue.entries),
-                     display_path(files[0].path.parent))
-        else:
-            log.info("%s was built by another runner at the same time", stored.name)
-        if digest.on_schedule == "send":
-            self._send(project.config, store, digest, sending.IssueInStore(stored, created, changed_since=False))
-        elif digest.on_schedule == "queue":
-            queued = store.queue(stored)
-            log.info("queued %s: %d deliveries for `newsletter worker` processes", stored.name, queued)
+    def _failed(self, digest: Digest, error: NewsletterError) -> None:
+        self.errors.append(error)
+        for line in error.lines():
+            log.error("%s: %s", digest.name, line)
 
-    def _resume(self, digest: Digest, stored: StoredIssue) -> None:
+    def _fire(self, digest: Digest, fire: datetime) -> None:
+        config = self.config
+        content = cache(partial(Project.of, config))  # the content as it is now
+        with Store.open(config.store_url) as store:
+            try:
+                opened = issues.open_issue(content, store, digest, fire, out_dir=config.out_dir,
+                                           since_written=digest.on_schedule == "write")
+            except DigestError as exc:
+                log.info("skipped %s-%s: %s", digest.name, period_of(digest, fire), exc)
+                return
+            if isinstance(opened, issues.Skipped):
+                log.info("skipped %s: %s", opened.issue_id, opened.reason)
+                return
+            stored = opened.stored
+            if opened.written:
+                folder = opened.files[0].path.parent if opened.files else config.out_dir
+                log.info("built %s: %s (%d entries) in %s", stored.name, stored.subject, opened.entries,
+                         display_path(folder))
+            else:
+                log.info("skipped %s: built already at %s", stored.name, stored.created_at.strftime("%Y-%m-%d %H:%M:%S UTC"))
+            if stored.life.frozen or digest.on_schedule == "write":
+                return
+            queued = store.outbox.queue(stored) if stored.life is IssueState.STORED else None
+            if queued == 0:
+                log.warning("%s: no active subscribers of %s; nothing queued", stored.name, digest.name)
+            elif digest.on_schedule == "queue":
+                if queued:
+                    log.info("queued %s: %d deliveries for `newsletter worker` processes", stored.name, queued)
+            else:
+                self._deliver(store, store.issues.by_id(stored.id) or stored)
+
+    def _deliver(self, store: Store, stored: StoredIssue) -> None:
         """A stored issue needs the config and the store only, not the content (which may have
         changed, or be broken, since the issue was built)."""
-        config = load_config(self.config_path)
-        self._send(config, Store.open(config.store_url), digest, sending.IssueInStore(stored, False, False))
-
-    def _send(self, config: Config, store: Store, digest: Digest, in_store: sending.IssueInStore) -> None:
-        report = sending.deliver(config, store, in_store, digest, self.transport_url, stop=self.stop)
+        report = issues.deliver(self.config, store, stored, stop=self.stop)
         log.info(
             "sent %s: %d sent, %d failed, %d deferred, %d left%s", report.issue, report.sent, report.failed,
             report.deferred, report.remaining, " (stopped)" if report.stopped else "",
         )
+        self._outcome(report)
+
+    def _outcome(self, report: SendReport) -> None:
+        error = issues.outcome_error(report)
+        if error is not None and not report.stopped:
+            self.errors.append(error)
+            for line in error.lines():
+                log.warning("%s", line)
 
 
 def _missed_before(store: Store, digest: Digest, schedule: Schedule, fire: datetime) -> int:
     """Scheduled runs between the last issue and `fire` that never ran (they coalesce)."""
-    previous = store.previous_issue(digest.name, fire)
+    previous = store.issues.previous(digest.name, fire)
     if previous is None:
         return 0
     since = previous.as_of.replace(tzinfo=UTC)
@@ -194,7 +209,7 @@ def _missed_before(store: Store, digest: Digest, schedule: Schedule, fire: datet
 
 
 def _built(store: Store, digest: Digest, fire: datetime) -> bool:
-    return store.issue(digest.name, period_of(digest, fire)) is not None
+    return store.issues.get(digest.name, period_of(digest, fire)) is not None
 
 
 def _when(moment: datetime, digest: Digest) -> str:

@@ -7,13 +7,13 @@ pick a page. Everything that blocks runs in Starlette's thread pool.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from threading import Lock
 from typing import Any
 
@@ -24,19 +24,22 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..usecases import sending
-from ..usecases.build import PREVIEW_TOKEN, Project
-from ..inputs.config import SECRET_KEY_ENV, Config, Digest, Mailbox, load_config
 from ..compose.digest import Issue, moment, parse_as_of
-from ..errors import DeliveryError, Invalid, NewsletterError
 from ..compose.message import build_message, preview_message_id, unsubscribe_url
 from ..compose.render import UNSUBSCRIBE_URL, Labels, Rendered, Renderer
+from ..errors import DeliveryError, InternalError, NewsletterError
+from ..inputs.addresses import AddressError, check_name, normalize_address
+from ..inputs.config import Config, Digest, Mailbox
+from ..inputs.secrets import SECRET_KEY_ENV
 from ..store import Store, StoredIssue
-from ..delivery.subscribers import AddressError, check_name, normalize_address
+from ..usecases import sending
+from ..usecases.build import PREVIEW_TOKEN, Project
+from ..usecases.issues import compose_issue
 from ..delivery.tokens import (
     TokenError, confirm_token, form_token, read_confirm_token, read_form_token, read_unsubscribe_token,
 )
 
+log = logging.getLogger("newsletter.web")
 ONE_CLICK = "List-Unsubscribe=One-Click"  # RFC 8058: the body a mail provider POSTs
 NONCE_COOKIE = "newsletter_nonce"
 FORM_MAX_AGE = 2 * 3600
@@ -85,6 +88,35 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class Crashes:
+    """An unexpected error in a route becomes one log line and a plain 500 page, inside the
+    middleware that adds the security headers (Starlette's own 500 handler sits outside it)."""
+
+    def __init__(self, app: ASGIApp, page: Callable[[InternalError], Response]) -> None:
+        self.app = app
+        self.page = page
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            error = InternalError(f"{scope.get('method', '')} {scope.get('path', '')}", exc)
+            log.error("%s", " ".join(error.lines()))
+            log.debug("traceback", exc_info=True)
+            if not started:
+                await self.page(error)(scope, receive, send)
 
 
 class TooLarge(Exception):
@@ -156,12 +188,11 @@ class RateLimit:
 class Site:
     """The app's state: config, store, key and page templates, loaded once at start."""
 
-    def __init__(self, config_path: Path) -> None:
-        self.config_path = config_path
-        self.config: Config = load_config(config_path)
+    def __init__(self, config: Config) -> None:
+        self.config = config
         self.key, self.key_warning = web_key(self.config)
         self.store = Store.open(self.config.store_url)
-        self.renderer = Renderer(self.config.templates_dir, self.config.site.base_url)
+        self.renderer = Renderer(self.config.templates_dir, self.config.site)
         web = self.config.web
         self.per_client = RateLimit(web.subscribe_per_client)
         self.per_address = RateLimit(web.subscribe_per_address)
@@ -235,7 +266,7 @@ class Site:
             return self.page(labels.bad_form_title, [str(exc)], status=400, digest=digest)
         if not self.per_address.allow(f"address:{address}"):
             return self.too_many(digest)
-        subscription = self.store.request_subscription(address, name, digest.name)
+        subscription = self.store.subscribers.request(address, name, digest.name)
         if subscription is not None:
             token = confirm_token(self.key, subscription, int(time.time()))
             link = f"{self.config.site.base_url}/confirm/{token}"
@@ -260,14 +291,14 @@ class Site:
                                               self.config.web.confirm_hours * 3600)
         except TokenError as exc:
             return self.bad_link(exc)
-        found = self.store.subscription(subscription)
+        found = self.store.subscribers.subscription(subscription)
         if found is None:
             return self.bad_link(TokenError("this link is not valid: it was changed or is not one of ours"))
         subscriber, digest_name, _ = found
         digest = self.digest(digest_name)
         labels = self.labels(digest)
         if request.method == "POST":
-            self.store.confirm_subscription(subscription)
+            self.store.subscribers.confirm(subscription)
             text = str(labels.confirmed_text).format(address=subscriber.address, title=digest.title)
             return self.page(labels.confirmed_title, [text], digest=digest)
         text = str(labels.confirm_text).format(address=subscriber.address, title=digest.title)
@@ -291,7 +322,7 @@ class Site:
         if subscription == TEST_SUBSCRIPTION:
             text = self.labels().test_copy_text
             return PlainTextResponse(text) if one_click else self.page(self.labels().unsubscribe_title, [text])
-        found = self.store.subscription(subscription)
+        found = self.store.subscribers.subscription(subscription)
         if found is None:
             error = TokenError("this link is not valid: it was changed or is not one of ours")
             return PlainTextResponse(str(error), status_code=400) if one_click else self.bad_link(error)
@@ -300,7 +331,7 @@ class Site:
         labels = self.labels(digest)
         title = digest.title if digest else digest_name
         if request.method == "POST":
-            self.store.unsubscribe(subscription)
+            self.store.subscribers.unsubscribe(subscription)
             text = str(labels.unsubscribed_text).format(address=subscriber.address, title=title)
             return PlainTextResponse(text) if one_click else self.page(labels.unsubscribed_title, [text], digest=digest)
         if status == "unsubscribed":
@@ -311,8 +342,8 @@ class Site:
                          button=labels.unsubscribe_button)
 
     def project(self) -> Project:
-        """Config, content and templates as they are now: an author edits, reloads, sees."""
-        return Project.load(self.config_path)
+        """Content and templates as they are now: an author edits, reloads, sees."""
+        return Project.of(self.config)
 
     def preview(self, request: Request) -> Response:
         digest = self.digest(request.path_params["digest"])
@@ -323,11 +354,9 @@ class Site:
         raw_as_of = request.query_params.get("as_of", "")
         try:
             project, when, issue, rendered = self._preview_issue(digest, raw_as_of)
-        except Invalid as exc:
-            return self.page(labels.content_problems_title, [labels.content_problems_text], status=422,
-                             problems=[str(p) for p in exc.problems])
         except NewsletterError as exc:
-            return self.page(labels.content_problems_title, [str(exc)], status=422)
+            return self.page(labels.content_problems_title, [labels.content_problems_text], status=422,
+                             problems=exc.lines())
         link = unsubscribe_url(project.config.site, PREVIEW_TOKEN)
         context = {
             "digest": digest, "labels": labels, "page_title": f"{labels.preview_of} {digest.title}",
@@ -346,7 +375,7 @@ class Site:
         project = self.project()
         current = project.config.digest(digest.name)
         when = moment(parse_as_of(raw_as_of) if raw_as_of else datetime.now(UTC), current)
-        issue, rendered = project.issue(current, when)
+        issue, rendered = compose_issue(project, current, when)
         return project, when, issue, rendered
 
     def preview_email(self, request: Request) -> Response:
@@ -360,14 +389,14 @@ class Site:
 
     def archive(self, request: Request) -> Response:
         wanted = request.query_params.get("digest")
-        issues = [i for i in self.store.iter_issues() if wanted in (None, i.digest)]
+        issues = [i for i in self.store.issues.iter() if wanted in (None, i.digest)]
         labels = self.labels()
         return HTMLResponse(self.renderer.page("web/archive.html", {
             "issues": issues, "labels": labels, "page_title": labels.issues_title, "lang": "en", "dir": "ltr",
         }))
 
     def issue(self, request: Request) -> Response:
-        stored = self.store.issue_by_name(request.path_params["name"])
+        stored = self.store.issues.by_name(request.path_params["name"])
         if stored is None:
             raise HTTPException(404)
         html = stored.html.replace(UNSUBSCRIBE_URL, f"{self.config.site.base_url}/")
@@ -376,12 +405,16 @@ class Site:
     def feed(self, request: Request) -> Response:
         name = request.query_params.get("digest") or self.config.digests[0].name
         digest = self.digest(name)
-        issues = [i for i in self.store.iter_issues() if i.digest == digest.name][:50]
+        issues = [i for i in self.store.issues.iter() if i.digest == digest.name][:50]
         return Response(atom_feed(self.config, digest, issues), media_type="application/atom+xml; charset=utf-8")
 
     def stylesheet(self, request: Request) -> Response:
         css = (self.config.templates_dir / "web" / "site.css").read_bytes()
         return Response(css, media_type="text/css; charset=utf-8", headers={"Cache-Control": "max-age=300"})
+
+    def crashed(self, error: InternalError) -> Response:
+        labels = self.labels()
+        return self.page(labels.bad_form_title, ["Something went wrong on our side; it has been logged."], status=500)
 
     async def error(self, request: Request, exc: Exception) -> Response:
         labels = self.labels()
@@ -438,8 +471,8 @@ def atom_feed(config: Config, digest: Digest, issues: list[StoredIssue]) -> byte
     return bytes(ET.tostring(feed, encoding="utf-8", xml_declaration=True))
 
 
-def create_app(config_path: Path) -> Starlette:
-    site = Site(config_path)
+def create_app(config: Config) -> Starlette:
+    site = Site(config)
     routes = [
         Route("/", site.index),
         Route("/subscribe", site.subscribe, methods=["POST"]),
@@ -454,6 +487,7 @@ def create_app(config_path: Path) -> Starlette:
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: site.error})
     app.add_middleware(BodyLimit, limit=site.config.web.max_body)
+    app.add_middleware(Crashes, page=site.crashed)  # inside SecurityHeaders: its page gets them too
     app.add_middleware(SecurityHeaders)
     app.state.site = site
     return app

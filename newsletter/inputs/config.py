@@ -5,16 +5,19 @@ from __future__ import annotations
 import os
 import string
 from collections.abc import Mapping as EnvironMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 
+from ..errors import ConfigError, Invalid, NewsletterError, UsageError
 from .content import LANGUAGE, TAG
 from .cron import trigger
-from ..errors import ConfigError, Invalid, NewsletterError
+from .endpoint import Endpoint, parse_transport_url
+from .headers import header_problem
+from .secrets import DATABASE_URL_ENV, LOG_LEVEL_ENV, Secrets, read_secrets
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
 PERIODS = ("monthly", "weekly", "daily", "hourly", "minutely", "secondly")
@@ -22,7 +25,6 @@ ON_SCHEDULE = ("write", "send", "queue")
 WHEN_NOTHING_NEW = ("skip", "send")
 INCLUDE_DRAFTS = ("none", "trusted")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-LOG_LEVEL_ENV = "NEWSLETTER_LOG_LEVEL"
 SUBJECT_FIELDS = ("title", "brief", "period", "date", "entries")
 RTL_LANGUAGES = frozenset({"ar", "arc", "ckb", "dv", "fa", "he", "ks", "ps", "sd", "ug", "ur", "yi"})
 
@@ -54,6 +56,7 @@ class Digest:
     lookback_days: int | None
     sender: Mailbox
     subject: str
+    reply_to: Mailbox | None = None  # where replies go, when not to the sender
     schedule: str | None = None  # a crontab expression, read in `timezone`
     on_schedule: str = "write"  # write the issue out; or write and send it; or write and queue it for workers
     when_nothing_new: str = "skip"  # a scheduled issue with no new entry and no new brief
@@ -68,23 +71,6 @@ class Digest:
         return ZoneInfo(self.timezone)
 
 
-# Secrets come from these environment variables only, never from a file in the project.
-SECRET_KEY_ENV = "NEWSLETTER_SECRET_KEY"  # signs unsubscribe and confirmation tokens
-SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
-DKIM_KEY_ENV = "NEWSLETTER_DKIM_KEY"  # PEM text, or the path of a PEM file outside the project
-DATABASE_URL_ENV = "NEWSLETTER_DATABASE_URL"  # overrides `store` in config.yaml
-MIN_SECRET_KEY_LENGTH = 32
-
-
-@dataclass(frozen=True)
-class Secrets:
-    """What the environment holds; repr never shows the values."""
-
-    signing_key: bytes | None = field(default=None, repr=False)
-    smtp_password: str | None = field(default=None, repr=False)
-    dkim_key: bytes | None = field(default=None, repr=False)
-
-
 @dataclass(frozen=True)
 class Dkim:
     selector: str
@@ -92,12 +78,20 @@ class Dkim:
 
 
 @dataclass(frozen=True)
-class Delivery:
-    """How messages leave: the transport and the sending policy around it."""
+class TransportSettings:
+    """Where messages go and how to reach it; the password comes from Secrets, never a file."""
 
-    transport: str  # file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT
+    url: str  # file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT
     username: str | None = None
     timeout: float = 30.0
+    cafile: str | None = None  # an extra CA to trust for the server's certificate
+    helo: str | None = None  # the EHLO name; default the local FQDN, as smtplib does
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How hard to try: pace, parallel connections, retries, bounces and leases."""
+
     rate: float = 0.0  # messages per second over all connections; 0 means no limit
     connections: int = 1
     max_attempts: int = 5
@@ -105,6 +99,16 @@ class Delivery:
     bounce_limit: int = 3  # permanent failures in a row before an address is marked bounced
     lease_seconds: float = 300.0  # how long a sender holds the deliveries it took
     verp: bool = False  # envelope sender bounce+ID@domain, to match late bounces to deliveries
+    batch: int = 50  # deliveries a connection claims at a time; the lease covers them all
+    wait_for_retries: bool = True  # stay until deferred deliveries are retried or failed
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How messages leave: the transport, the sending policy around it, and DKIM."""
+
+    transport: TransportSettings
+    policy: Policy = Policy()
     dkim: Dkim | None = None
 
 
@@ -173,6 +177,18 @@ class Config:
     def selected(self, name: str | None) -> tuple[Digest, ...]:
         return self.digests if name is None else (self.digest(name),)
 
+    def endpoint(self, url: str | None = None) -> Endpoint:
+        """Where `url` (default: delivery.transport) sends; a relative folder is relative to
+        this config file. UsageError for a URL that is not one we can use."""
+        return parse_transport_url(url or self.delivery.transport.url, self.path.parent)
+
+    def with_transport(self, url: str | None) -> Config:
+        """This config with `--transport URL` in place of delivery.transport, checked."""
+        if url is None:
+            return self
+        self.endpoint(url)
+        return replace(self, delivery=replace(self.delivery, transport=replace(self.delivery.transport, url=url)))
+
 
 TOP_KEYS = (
     "content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery", "run", "web",
@@ -184,7 +200,7 @@ DELIVERY_KEYS = (
 )
 DIGEST_KEYS = (
     "title", "description", "tags", "language", "period", "timezone",
-    "entries", "lookback_days", "sender", "subject", "schedule", "on_schedule", "when_nothing_new",
+    "entries", "lookback_days", "sender", "reply_to", "subject", "schedule", "on_schedule", "when_nothing_new",
     "include_drafts",
 )
 
@@ -214,7 +230,7 @@ def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> 
     sample = _mailbox(fields.get("sample_subscriber"), Mailbox("Sample Reader", "reader@example.org"))
     digests = _digests(fields.get("digests"))
     store_url = environ.get(DATABASE_URL_ENV) or _store_url(fields.get("store"), base)
-    delivery = _delivery(fields.get("delivery"), site)
+    delivery = _delivery(fields.get("delivery"), site, base)
     run = _run(fields.get("run"), environ)
     web = _web(fields.get("web"))
     ingest = _ingest(fields.get("ingest"), base)
@@ -224,7 +240,7 @@ def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> 
     assert ingest
     return Config(
         path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"],
-        store_url, delivery, _secrets(environ), run, web, ingest,
+        store_url, delivery, read_secrets(environ), run, web, ingest,
     )
 
 
@@ -310,7 +326,7 @@ def _run(value: Value | None, environ: EnvironMapping[str, str]) -> Run | None:
         return None
     override = environ.get(LOG_LEVEL_ENV)
     if override and override.upper() not in LOG_LEVELS:
-        raise NewsletterError(f"{LOG_LEVEL_ENV}={override} is not one of {', '.join(LOG_LEVELS)}")
+        raise UsageError(f"{LOG_LEVEL_ENV}={override} is not one of {', '.join(LOG_LEVELS)}")
     if grace is None or (fields is not None and not fields.ok):
         return None
     return Run(misfire_grace=grace, log_level=(override or level).upper())
@@ -326,18 +342,19 @@ def _store_url(value: Value | None, base: Path) -> str | None:
     return f"sqlite:///{(base / raw).resolve()}"
 
 
-def _delivery(value: Value | None, site: Site | None) -> Delivery | None:
+def _delivery(value: Value | None, site: Site | None, base: Path) -> Delivery | None:
+    default_url = "file:out/maildir"
     if value is None:
-        return Delivery(transport="file:out/maildir")
+        return Delivery(TransportSettings(default_url))
     fields = value.mapping(DELIVERY_KEYS)
     if fields is None:
         return None
-    defaults = Delivery(transport="file:out/maildir")
-    transport = fields.text("transport", defaults.transport)
+    transport = _transport_url(fields.get("transport"), default_url, base)
     username = _header_text(fields.get("username"))
     dkim = _dkim(fields.get("dkim"), site)
+    defaults = Policy()
     numbers = {
-        "timeout": _decimal(fields, "timeout", defaults.timeout, 0.1),
+        "timeout": _decimal(fields, "timeout", TransportSettings.timeout, 0.1),
         "rate": _decimal(fields, "rate", defaults.rate, 0),
         "retry_after": _decimal(fields, "retry_after", defaults.retry_after, 0),
         "lease_seconds": _decimal(fields, "lease_seconds", defaults.lease_seconds, 1),
@@ -353,13 +370,28 @@ def _delivery(value: Value | None, site: Site | None) -> Delivery | None:
         return None
     if not fields.ok or ("dkim" in fields and dkim is None):
         return None
-    return Delivery(
-        transport=transport, username=username, verp=verp, dkim=dkim,
-        timeout=float(numbers["timeout"] or 0), rate=float(numbers["rate"] or 0),
-        retry_after=float(numbers["retry_after"] or 0), lease_seconds=float(numbers["lease_seconds"] or 0),
-        connections=int(counts["connections"] or 0), max_attempts=int(counts["max_attempts"] or 0),
-        bounce_limit=int(counts["bounce_limit"] or 0),
+    policy = Policy(
+        rate=float(numbers["rate"] or 0), retry_after=float(numbers["retry_after"] or 0),
+        lease_seconds=float(numbers["lease_seconds"] or 0), connections=int(counts["connections"] or 0),
+        max_attempts=int(counts["max_attempts"] or 0), bounce_limit=int(counts["bounce_limit"] or 0), verp=verp,
     )
+    settings = TransportSettings(transport, username=username, timeout=float(numbers["timeout"] or 0))
+    return Delivery(settings, policy, dkim)
+
+
+def _transport_url(value: Value | None, default: str, base: Path) -> str | None:
+    """delivery.transport, parsed now so that `check` names its line."""
+    if value is None:
+        return default
+    url = _header_text(value)
+    if url is None:
+        return None
+    try:
+        parse_transport_url(url, base)
+    except NewsletterError as exc:
+        value.error(str(exc))
+        return None
+    return url
 
 
 def _dkim(value: Value | None, site: Site | None) -> Dkim | None:
@@ -371,31 +403,6 @@ def _dkim(value: Value | None, site: Site | None) -> Dkim | None:
     if not selector or not domain or not fields.ok:
         return None
     return Dkim(selector, domain)
-
-
-def _secrets(environ: EnvironMapping[str, str]) -> Secrets:
-    key = environ.get(SECRET_KEY_ENV) or None
-    if key is not None and len(key) < MIN_SECRET_KEY_LENGTH:
-        raise NewsletterError(
-            f"{SECRET_KEY_ENV} is too short ({len(key)} characters): use at least "
-            f"{MIN_SECRET_KEY_LENGTH} random characters, e.g. from "
-            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-        )
-    dkim = environ.get(DKIM_KEY_ENV) or None
-    dkim_key: bytes | None = None
-    if dkim is not None:
-        if dkim.lstrip().startswith("-----BEGIN"):
-            dkim_key = dkim.encode()
-        else:
-            try:
-                dkim_key = Path(dkim).read_bytes()
-            except OSError as exc:
-                raise NewsletterError(f"{DKIM_KEY_ENV}: cannot read the key file {dkim}: {exc.strerror}") from None
-    return Secrets(
-        signing_key=key.encode() if key else None,
-        smtp_password=environ.get(SMTP_PASSWORD_ENV) or None,
-        dkim_key=dkim_key,
-    )
 
 
 def _folder(fields: Mapping, key: str, base: Path) -> Path | None:
@@ -414,12 +421,13 @@ def _folder(fields: Mapping, key: str, base: Path) -> Path | None:
 
 
 def _header_text(value: Value | None, default: str | None = None) -> str | None:
-    """Text that may end up in a mail header: no control characters at all."""
+    """Text that may end up in a mail header (see headers.py)."""
     if value is None:
         return default
     text = value.text()
-    if text is not None and any(ord(c) < 32 or ord(c) == 127 for c in text):
-        value.error("must be one line with no control characters")
+    problem = header_problem(text) if text is not None else None
+    if problem is not None:
+        value.error(problem)
         return None
     return text
 
@@ -513,6 +521,7 @@ def _digest(name: str, value: Value) -> Digest | None:
     max_entries = _number(fields, "entries", 8, minimum=0)
     lookback = _number(fields, "lookback_days", None, minimum=1)
     sender = _mailbox(fields.get("sender"))
+    reply_to = _mailbox(fields.get("reply_to")) if "reply_to" in fields else None
     subject = _subject(fields.get("subject"))
     schedule = _schedule(fields.get("schedule"), timezone)
     on_schedule = _choice(fields, "on_schedule", ON_SCHEDULE)
@@ -524,11 +533,11 @@ def _digest(name: str, value: Value) -> Digest | None:
         return None
     if not include_drafts:
         return None
-    if "schedule" in fields and schedule is None:
+    if ("schedule" in fields and schedule is None) or ("reply_to" in fields and reply_to is None):
         return None
     return Digest(
-        name, title, description, tags, language, period, timezone,
-        max_entries, lookback, sender, subject, schedule, on_schedule, when_nothing_new, include_drafts,
+        name, title, description, tags, language, period, timezone, max_entries, lookback, sender, subject,
+        reply_to, schedule, on_schedule, when_nothing_new, include_drafts,
     )
 
 

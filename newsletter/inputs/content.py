@@ -12,6 +12,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from . import markup
+from .headers import header_problem
 from ..errors import ContentError, Invalid, NewsletterError
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
@@ -221,8 +222,8 @@ def _load_brief(path: Path, problems: Problems) -> Brief | None:
         fields.entries["date"].error(
             f"{brief_date.isoformat()} does not match the date in the file name ({name.group(1)})"
         )
-    title = _plain(fields, "title")
-    dek = _plain(fields, "dek")
+    title = _plain(fields, "title", header=True)  # the subject
+    dek = _plain(fields, "dek", header=True)  # the preheader
     authors = _authors(fields.get("authors"))
     language = _language(fields.get("language"))
     tags = _tags(fields.get("tags"))
@@ -257,7 +258,7 @@ def read_entry(value: Value, problems: Problems) -> TimelineEntry | None:
     if fields is None:
         return None
     fuzzy = _fuzzy(fields.get("date"))
-    title = _plain(fields, "title")
+    title = _plain(fields, "title", header=True)  # the preheader of an issue without a brief
     summary = _markdown(fields.get("summary"), one_paragraph=True)
     actors = fields.texts("actors")
     tags = _tags(fields.get("tags"))
@@ -293,8 +294,10 @@ def _find_line(text: str, snippet: str, first: int) -> int:
     return first
 
 
-def _plain(fields: Mapping, key: str) -> str | None:
-    """A one-line text field (title, dek): no Markdown, no HTML, no line breaks."""
+def _plain(fields: Mapping, key: str, header: bool = False) -> str | None:
+    """A one-line text field (title, dek): no Markdown, no HTML, line breaks folded to spaces.
+    With `header`, it may end up in a mail header (a subject, a preheader), so it must also
+    pass the header rule: no control characters, no encoded words."""
     value = fields.get(key)
     if value is None:
         return None
@@ -304,7 +307,12 @@ def _plain(fields: Mapping, key: str) -> str | None:
     if "<" in text and re.search(r"</?[a-zA-Z]", text):
         value.error(f"HTML is not allowed here: {text[:60]}")
         return None
-    return " ".join(text.split())
+    folded = " ".join(text.split())
+    problem = header_problem(folded) if header else None
+    if problem is not None:
+        value.error(problem)
+        return None
+    return folded
 
 
 def _markdown(value: Value | None, one_paragraph: bool = False) -> str | None:

@@ -185,26 +185,26 @@ def ingest(
     for feed in feeds if feeds is not None else config.ingest.feeds:
         report = FeedReport(feed.name)
         reports.append(report)
-        etag, modified = store.feed_validators(feed.url)
+        etag, modified = store.feeds.validators(feed.url)
         try:
             fetched = fetcher(feed.url, etag, modified, config.ingest.timeout)
         except FetchError as exc:
             report.status = str(exc)
-            store.record_feed(feed.url, report.status)
+            store.feeds.record(feed.url, report.status)
             continue
         if fetched.status == 304:
             report.status = "not modified"
-            store.record_feed(feed.url, report.status)
+            store.feeds.record(feed.url, report.status)
             continue
         items, report.items, problem = items_of(feed, fetched.body, today)
         if problem:
             report.status = problem
-            store.record_feed(feed.url, problem)
+            store.feeds.record(feed.url, problem)
             continue
         report.matched = len(items)
         for item in items:
             _take(content, item, known, open_drafts, report)
-        store.record_feed(feed.url, "ok", fetched.etag, fetched.last_modified)
+        store.feeds.record(feed.url, "ok", fetched.etag, fetched.last_modified)
     return reports
 
 

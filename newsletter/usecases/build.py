@@ -1,4 +1,6 @@
-"""Load a project once and write issue previews: digest.html, digest.txt and a sample digest.eml."""
+"""The first step of an issue's life: a project loaded once (config, content, templates), an
+issue composed and rendered from it, and its preview files written out. Nothing is stored:
+usecases/issues.py takes it from here."""
 
 from __future__ import annotations
 
@@ -8,16 +10,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from ..inputs.config import Config, Digest, load_config
+from ..compose.digest import Issue, compose
+from ..compose.message import build_message, check_headers, preview_message_id, unsubscribe_url
+from ..inputs.config import Digest
+from ..compose.render import UNSUBSCRIBE_URL, Rendered, Renderer
+from ..errors import StoreError, display_path
+from ..inputs.config import Config
 from ..inputs.content import Library, load_library
 from ..intake.drafts import trusted_entries
-from ..compose.digest import Issue, compose
-from ..compose.message import build_message, preview_message_id, unsubscribe_url
-from ..compose.render import UNSUBSCRIBE_URL, Rendered, Renderer
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides the rest of a message past this much HTML
 HTML_BUDGET_BYTES = 90 * 1024  # our margin below the clip
 PREVIEW_TOKEN = "preview"  # in sample copies, where no subscriber stands behind the link
+PREVIEW_FILES = ("digest.html", "digest.txt", "digest.eml")
 
 
 @dataclass(frozen=True)
@@ -29,16 +34,13 @@ class Project:
     renderer: Renderer
 
     @classmethod
-    def load(cls, config_path: Path) -> Project:
-        config = load_config(config_path)
+    def of(cls, config: Config) -> Project:
+        """The content and templates `config` names, loaded now (the scheduler calls this on
+        every fire: analysts edit the content between fires)."""
         library = load_library(config.content_dir)
         if any(d.include_drafts == "trusted" for d in config.digests):
             library = replace(library, trusted_drafts=tuple(trusted_entries(config.content_dir)))
-        return cls(config, library, Renderer(config.templates_dir, config.site.base_url))
-
-    def issue(self, digest: Digest, as_of: datetime) -> tuple[Issue, Rendered]:
-        issue = compose(self.library, digest, as_of)
-        return issue, self.renderer.render(issue)
+        return cls(config, library, Renderer(config.templates_dir, config.site))
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ class Written:
 
 @dataclass(frozen=True)
 class Preview:
+    """An issue composed and written out, stored nowhere (`newsletter build`)."""
+
     issue: Issue
     rendered: Rendered
     files: tuple[Written, ...]
@@ -56,6 +60,22 @@ class Preview:
     @property
     def html_bytes(self) -> int:
         return len(self.rendered.html.encode("utf-8"))
+
+
+def compose_issue(project: Project, digest: Digest, as_of: datetime) -> tuple[Issue, Rendered]:
+    """Composed and rendered, its headers checked: pure, no store, no clock."""
+    issue = compose(project.library, digest, as_of)
+    rendered = project.renderer.render(issue)
+    check_headers(rendered)  # a subject or sender no header can carry is refused here
+    return issue, rendered
+
+
+def preview(project: Project, digest: Digest, as_of: datetime, out_dir: Path) -> Preview:
+    """`newsletter build`: composed, then written to `out_dir/<issue>/`."""
+    issue, rendered = compose_issue(project, digest, as_of)
+    return Preview(issue, rendered, write_files(project.config, rendered, as_of, out_dir))
+
+
 
 
 def clip_warning(html_bytes: int) -> str | None:
@@ -68,16 +88,10 @@ def clip_warning(html_bytes: int) -> str | None:
     )
 
 
-def write_preview(project: Project, digest: Digest, as_of: datetime, out_dir: Path) -> Preview:
-    issue, rendered = project.issue(digest, as_of)
-    return Preview(issue, rendered, write_files(project.config, rendered, as_of, out_dir))
-
-
 def write_files(config: Config, rendered: Rendered, as_of: datetime, out_dir: Path) -> tuple[Written, ...]:
     """`out_dir/<issue-id>/` digest.html, digest.txt and digest.eml (to the sample subscriber)."""
     link = unsubscribe_url(config.site, PREVIEW_TOKEN)
     folder = out_dir / rendered.issue_id
-    folder.mkdir(parents=True, exist_ok=True)
     outputs = {
         "digest.html": rendered.html.replace(UNSUBSCRIBE_URL, link).encode("utf-8"),
         "digest.txt": rendered.text.replace(UNSUBSCRIBE_URL, link).encode("utf-8"),
@@ -86,7 +100,11 @@ def write_files(config: Config, rendered: Rendered, as_of: datetime, out_dir: Pa
             preview_message_id(rendered, config.site), as_of,
         ),
     }
-    return tuple(_write_atomically(folder / name, data) for name, data in outputs.items())
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return tuple(_write_atomically(folder / name, data) for name, data in outputs.items())
+    except OSError as exc:
+        raise StoreError(f"cannot write the preview files in {display_path(folder)}: {exc.strerror or exc}") from None
 
 
 def _write_atomically(path: Path, data: bytes) -> Written:

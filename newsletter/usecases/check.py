@@ -6,12 +6,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
-from .build import clip_warning
+from ..compose.digest import covers, moment
+from ..errors import NewsletterError
 from ..inputs.config import Config, Digest, load_config
 from ..inputs.content import Library, load_library
-from ..compose.digest import compose, covers, moment
-from ..errors import Invalid, NewsletterError
 from ..compose.render import Renderer
+from .build import Project, clip_warning
+from .issues import compose_issue
 
 
 @dataclass
@@ -21,17 +22,15 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     def fail(self, exc: NewsletterError) -> None:
-        if isinstance(exc, Invalid):
-            self.problems.extend(str(p) for p in exc.problems)
-        else:
-            self.problems.append(str(exc))
+        self.problems.extend(exc.lines())
 
 
-def check_project(config_path: Path, as_of: date | datetime | None = None) -> Report:
-    """Everything `build` would trip over, without writing anything.
+def check_project(config_path: Path, now: datetime, as_of: date | datetime | None = None) -> Report:
+    """Everything `build` or `send` would trip over, without writing anything.
 
-    Each digest is rendered as of `as_of`, or else as of the newest content it
-    covers, which exercises the templates with the fullest issue there is.
+    Each digest is composed as `build` would compose it: as of `as_of`, or else `now`. A
+    digest with nothing to send as of then is also composed as of its newest content, so the
+    templates are still tried, and a warning says how to build that issue.
     """
     report = Report()
     try:
@@ -50,38 +49,44 @@ def check_project(config_path: Path, as_of: date | datetime | None = None) -> Re
     except NewsletterError as exc:
         report.fail(exc)
     try:
-        renderer = Renderer(config.templates_dir, config.site.base_url)
+        renderer = Renderer(config.templates_dir, config.site)
     except NewsletterError as exc:
         report.fail(exc)
     if library is not None and renderer is not None:
+        project = Project(config, library, renderer)
         for digest in config.digests:
-            _check_digest(config, library, renderer, digest, as_of, report)
+            _check_digest(project, digest, moment(as_of or now, digest), report, explicit=as_of is not None)
     return report
 
 
-def _check_digest(
-    config: Config, library: Library, renderer: Renderer, digest: Digest,
-    as_of: date | datetime | None, report: Report,
-) -> None:
+def _check_digest(project: Project, digest: Digest, when: datetime, report: Report, explicit: bool) -> None:
+    config, renderer = project.config, project.renderer
     language = digest.language
     if language not in renderer.labels and language.split("-")[0] not in renderer.labels:
         report.warnings.append(
             f"{config.path.name}: digests.{digest.name}.language: no labels for '{language}' in "
             f"labels.yaml; English labels will be used"
         )
-    when = moment(as_of, digest) if as_of else _newest_moment(library, digest)
-    if when is None:
+    newest = _newest_moment(project.library, digest)
+    if newest is None:
         report.warnings.append(f"digest '{digest.name}' matches no brief or timeline entry yet")
         return
     try:
-        issue = compose(library, digest, when)
-        rendered = renderer.render(issue)
+        issue, rendered = compose_issue(project, digest, when)
     except NewsletterError as exc:
-        report.fail(exc)
-        return
+        if explicit:
+            report.fail(exc)
+            return
+        report.warnings.append(f"digest {digest.name}: {' '.join(exc.lines()).removeprefix('error: ')}")
+        try:  # still try the templates, with the newest issue there is
+            issue, rendered = compose_issue(project, digest, newest)
+        except NewsletterError as again:
+            report.fail(again)
+            return
     size = len(rendered.html.encode("utf-8"))
     report.notes.append(
-        f"digest {digest.name}: issue {issue.id}, {len(issue.entries)} entries, HTML {size / 1024:.1f} KB"
+        f"digest {digest.name}: issue {issue.id}, {len(issue.entries)} entries, HTML {size / 1024:.1f} KB, "
+        f"newest content of {newest.date().isoformat()}"
     )
     warning = clip_warning(size)
     if warning:

@@ -1,0 +1,303 @@
+"""The outbox: one delivery row per issue and reader, claimed under leases, marked as servers answer.
+
+A row is written before its message goes out and marked the moment the server has answered,
+so a sender killed at any point repeats at most the message that was on the wire and loses
+nobody. Senders claim small batches under a lease (owner and expiry), so any number of them,
+on any number of machines, share one outbox.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .connection import Database
+from .records import DELIVERY_STATUSES, UNFINISHED, Delivery, IssueState, StoredIssue, WorkerProgress, utcnow
+from .schema import deliveries, issues, subscribers
+from .subscribers import recipients
+
+# SQLAlchemy's statement cache still builds a cache key per execution of a Core update; a text
+# statement skips that, which shows at thousands of messages a second.
+_MARK_SENT = sa.text(
+    "UPDATE deliveries SET status = 'sent', attempts = :attempts, message_id = :message_id, "
+    "sent_at = :now, updated_at = :now, last_error = NULL, next_attempt_at = NULL, "
+    "lease_owner = NULL, lease_expires = NULL, sent_by = :sent_by WHERE id = :id"
+).bindparams(sa.bindparam("now", type_=sa.DateTime))
+
+
+def lease_owner() -> str:
+    """Who holds a lease: this host and process, plus a nonce in case the pid is reused."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    """A lease taken by a process of this host that no longer runs can be taken over at once."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname()[:60] or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+class Outbox:
+    """The deliveries table; every method runs its own transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def queue(self, issue: StoredIssue) -> int | None:
+        """Stored -> queued: one delivery per active subscriber of the issue's digest, once.
+
+        Returns how many deliveries were written; 0 when the digest has no active subscriber
+        (then nothing changes: the issue stays stored, and a later call may queue it); None
+        when the issue was queued before (who subscribes after that gets the next issue)."""
+        now = utcnow()
+        with self.db.engine.connect() as conn, conn.begin() as transaction:
+            took = conn.execute(
+                issues.update().where(issues.c.id == issue.id, issues.c.state == IssueState.STORED.value)
+                .values(state=IssueState.QUEUED.value, queued_at=now)
+            ).rowcount
+            if not took:
+                return None
+            readers = recipients(issue.digest).add_columns(
+                sa.literal(issue.id).label("issue_id"), sa.literal("queued").label("status"),
+                sa.literal(now).label("created_at"), sa.literal(now).label("updated_at"),
+            )
+            conn.execute(deliveries.insert().from_select(
+                ["subscriber_id", "subscription_id", "issue_id", "status", "created_at", "updated_at"], readers,
+            ))
+            # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT.
+            written = int(conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(deliveries.c.issue_id == issue.id)
+            ).scalar() or 0)
+            if written == 0:
+                transaction.rollback()  # nobody to send to: the issue stays as it was
+            return written
+
+    def claim(self, issue_id: int, owner: str, batch: int, lease_seconds: float) -> list[Delivery]:
+        """Take up to `batch` deliveries that are due and not held by a live sender, while the
+        issue is sending (a snapshot that may still be replaced is never sent).
+
+        One UPDATE picks and leases the rows, so two senders never take the same one: SQLite
+        runs writes one at a time, and PostgreSQL skips rows another sender has locked
+        (UPDATE ... RETURNING needs SQLite 3.35 or newer)."""
+        now = utcnow()
+        sending = sa.select(issues.c.id).where(issues.c.id == issue_id, issues.c.state == IssueState.SENDING.value)
+        with self.db.engine.begin() as conn:
+            due = (
+                sa.select(deliveries.c.id)
+                .where(
+                    deliveries.c.issue_id == issue_id,
+                    deliveries.c.status.in_(UNFINISHED),
+                    sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+                    sa.or_(deliveries.c.lease_expires.is_(None), deliveries.c.lease_expires < now),
+                    sending.exists(),
+                )
+                # No ORDER BY: with it SQLite sorts every waiting row on each claim. The index on
+                # (issue_id, status, id) hands rows over in id order within each status anyway.
+                .limit(batch)
+            )
+            if self.db.postgresql:
+                due = due.with_for_update(skip_locked=True)
+            taken = conn.execute(
+                deliveries.update().where(deliveries.c.id.in_(due.scalar_subquery())).values(
+                    lease_owner=owner, lease_expires=now + timedelta(seconds=lease_seconds)
+                ).returning(deliveries.c.id)
+            ).scalars().all()
+            if not taken:
+                return []
+            rows = conn.execute(
+                sa.select(
+                    deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.subscription_id,
+                    subscribers.c.address, subscribers.c.name, deliveries.c.attempts, deliveries.c.message_id,
+                    subscribers.c.bounces,
+                )
+                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.id.in_(taken))
+                .order_by(deliveries.c.id)
+            ).all()
+        return [Delivery(*row) for row in rows]
+
+    def reclaim_dead(self, issue_id: int) -> None:
+        """Free at once the leases of senders on this host that no longer run (a killed send):
+        a restart on the same machine need not wait for them to expire. Checked when a send
+        starts, not per batch: it reads every held row."""
+        with self.db.engine.begin() as conn:
+            owners = conn.execute(
+                sa.select(deliveries.c.lease_owner).distinct().where(
+                    deliveries.c.issue_id == issue_id,
+                    deliveries.c.lease_owner.is_not(None),
+                    deliveries.c.status.in_(UNFINISHED),
+                )
+            ).scalars().all()
+            dead = [owner for owner in owners if _owner_is_dead(owner)]
+            if dead:
+                conn.execute(
+                    deliveries.update().where(deliveries.c.lease_owner.in_(dead))
+                    .values(lease_owner=None, lease_expires=None)
+                )
+
+    def release(self, owner: str) -> None:
+        """Give back the deliveries this sender took and did not finish."""
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                deliveries.update()
+                .where(deliveries.c.lease_owner == owner, deliveries.c.status.in_(UNFINISHED))
+                .values(lease_owner=None, lease_expires=None)
+            )
+
+    def mark_sent(self, delivery: Delivery, message_id: str, sent_by: str | None = None) -> None:
+        """Once per message on the hot path: plain SQL, one statement unless a bounce count resets."""
+        now = utcnow()
+        with self.db.autocommit.connect() as conn:
+            conn.execute(_MARK_SENT, {
+                "id": delivery.id, "attempts": delivery.attempts + 1, "message_id": message_id, "now": now,
+                "sent_by": sent_by,
+            })
+            if delivery.bounces:
+                conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))
+
+    def mark_deferred(self, delivery: Delivery, error: str, retry_at: datetime, message_id: str) -> None:
+        with self.db.engine.begin() as conn:
+            _attempted(conn, delivery, "deferred", error, message_id, retry_at, utcnow())
+
+    def mark_failed(self, delivery: Delivery, error: str, message_id: str, bounce_limit: int | None) -> bool:
+        """A permanent failure. With `bounce_limit`, it counts towards bouncing the address;
+        returns True when this failure marked the subscriber bounced."""
+        now = utcnow()
+        with self.db.engine.begin() as conn:
+            _attempted(conn, delivery, "failed", error, message_id, None, now)
+            if bounce_limit is None:
+                return False
+            conn.execute(
+                subscribers.update().where(subscribers.c.id == delivery.subscriber_id)
+                .values(bounces=subscribers.c.bounces + 1, updated_at=now)
+            )
+            bounced = conn.execute(
+                subscribers.update()
+                .where(
+                    subscribers.c.id == delivery.subscriber_id,
+                    subscribers.c.bounces >= bounce_limit,
+                    subscribers.c.status == "active",
+                )
+                .values(status="bounced", updated_at=now)
+            ).rowcount
+            return bool(bounced)
+
+    def note_error(self, delivery: Delivery, error: str) -> None:
+        """Record why a delivery could not be tried (our fault, not the reader's or the
+        server's): it stays due, its attempts unchanged, for the run after the fix."""
+        with self.db.engine.begin() as conn:
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(
+                last_error=error[:2000], updated_at=utcnow(), lease_owner=None, lease_expires=None,
+            ))
+
+    def next_retry(self, issue_id: int) -> datetime | None:
+        """When the earliest deferred delivery of the issue is due, if any is waiting."""
+        with self.db.engine.connect() as conn:
+            value = conn.execute(
+                sa.select(sa.func.min(deliveries.c.next_attempt_at)).where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.status == "deferred"
+                )
+            ).scalar()
+        return value if isinstance(value, datetime) else None
+
+    def pending(self, issue_id: int) -> int:
+        """Deliveries not finished: queued or deferred, held by anyone or no one."""
+        with self.db.engine.connect() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.status.in_(UNFINISHED)
+                )
+            ).scalar() or 0)
+
+    def due_or_held(self, issue_id: int) -> int:
+        """Unfinished deliveries due now, or held by a sender (which may give them back):
+        0 means all that is left waits for a retry time."""
+        now = utcnow()
+        with self.db.engine.connect() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.status.in_(UNFINISHED),
+                    sa.or_(
+                        deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now,
+                        deliveries.c.lease_owner.is_not(None),
+                    ),
+                )
+            ).scalar() or 0)
+
+    def counts(self, issue_id: int) -> dict[str, int]:
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deliveries.c.status, sa.func.count()).where(deliveries.c.issue_id == issue_id)
+                .group_by(deliveries.c.status)
+            ).all()
+        found = {status: int(count) for status, count in rows}
+        return {status: found.get(status, 0) for status in DELIVERY_STATUSES}
+
+    def last_errors(self, issue_id: int, limit: int = 10) -> list[tuple[str, str, str]]:
+        """(address, status, error) of the latest failed or deferred deliveries."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(subscribers.c.address, deliveries.c.status, deliveries.c.last_error)
+                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.last_error.is_not(None))
+                .order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc())
+                .limit(limit)
+            ).all()
+        return [(r.address, r.status, r.last_error or "") for r in rows]
+
+    def progress(self, issue_id: int, window: float = 60.0) -> list[WorkerProgress]:
+        """Per sender: deliveries sent, sent in the last `window` seconds, and held now."""
+        since = utcnow() - timedelta(seconds=window)
+        with self.db.engine.connect() as conn:
+            sent = conn.execute(
+                sa.select(
+                    deliveries.c.sent_by, sa.func.count(),
+                    sa.func.sum(sa.case((deliveries.c.sent_at >= since, 1), else_=0)),
+                    sa.func.min(sa.case((deliveries.c.sent_at >= since, deliveries.c.sent_at), else_=None)),
+                    sa.func.max(deliveries.c.sent_at),
+                )
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "sent")
+                .group_by(deliveries.c.sent_by)
+            ).all()
+            held = conn.execute(
+                sa.select(deliveries.c.lease_owner, sa.func.count())
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.lease_owner.is_not(None),
+                       deliveries.c.status.in_(UNFINISHED))
+                .group_by(deliveries.c.lease_owner)
+            ).all()
+        found: dict[str, WorkerProgress] = {}
+        for worker, count, recent, first_recent, last in sent:
+            name = worker or "(unnamed)"
+            span = (last - first_recent).total_seconds() if recent and first_recent and last else 0.0
+            rate = int(recent or 0) / max(span, 1.0)  # over the part of the window it was sending
+            found[name] = WorkerProgress(name, int(count), rate, last, 0)
+        for owner, count in held:
+            name = owner.rsplit(":", 1)[0]
+            current = found.get(name, WorkerProgress(name, 0, 0.0, None, 0))
+            found[name] = replace(current, holding=current.holding + int(count))
+        return sorted(found.values(), key=lambda p: p.worker)
+
+
+def _attempted(conn: Connection, delivery: Delivery, status: str, error: str, message_id: str,
+               retry_at: datetime | None, now: datetime) -> None:
+    """Record an attempt that did not deliver, and give the row back."""
+    values: dict[str, Any] = dict(
+        status=status, attempts=delivery.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at,
+        message_id=message_id, updated_at=now, lease_owner=None, lease_expires=None,
+    )
+    conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(**values))

@@ -1,0 +1,141 @@
+"""What the store hands out: frozen records, and the one form of time it keeps (naive UTC)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+SUBSCRIPTION_STATUSES = ("pending", "active", "unsubscribed")
+DELIVERY_STATUSES = ("queued", "deferred", "sent", "failed")
+UNFINISHED = ("queued", "deferred")  # deliveries still to make
+
+
+def utcnow() -> datetime:
+    """Naive UTC: the one form of time in the store, alike on SQLite and PostgreSQL."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class IssueState(StrEnum):
+    """The steps of an issue's life once it is stored (usecases/issues.py moves it along)."""
+
+    STORED = "stored"  # its snapshot is kept; it may still be replaced, nothing was queued
+    QUEUED = "queued"  # one delivery per reader written; nothing attempted, snapshot replaceable
+    SENDING = "sending"  # a sender began: the snapshot is frozen
+    DONE = "done"  # every delivery sent
+    DONE_WITH_FAILURES = "done_with_failures"  # every delivery finished, some failed for good
+
+    @property
+    def frozen(self) -> bool:
+        """Whether its snapshot may no longer change (a copy may have gone out)."""
+        return self in (IssueState.SENDING, IssueState.DONE, IssueState.DONE_WITH_FAILURES)
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    address: str
+    name: str
+    status: str
+    digests: tuple[str, ...]  # digests with an active subscription
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class StoredIssue:
+    """An issue as stored: the full snapshot its messages are made from, and its state."""
+
+    id: int
+    digest: str
+    period: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    content_hash: str
+    nonce: str
+    as_of: datetime
+    created_at: datetime
+    queued_at: datetime | None
+    finished_at: datetime | None
+    items: str | None = None  # JSON list of what the issue holds (see `contents`)
+    sender_name: str | None = None  # None only for issues stored before schema version 6
+    sender_address: str | None = None
+    reply_to_name: str | None = None
+    reply_to_address: str | None = None
+    list_id: str | None = None
+    language: str | None = None
+    direction: str | None = None
+    state: str = IssueState.STORED.value
+
+    @property
+    def name(self) -> str:
+        return f"{self.digest}-{self.period}"
+
+    @property
+    def contents(self) -> tuple[str, ...]:
+        """Keys of the brief and entries in this issue, as they were stored."""
+        return tuple(json.loads(self.items)) if self.items else ()
+
+    @property
+    def life(self) -> IssueState:
+        return IssueState(self.state)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What storing an issue records: everything its messages need, and what it holds."""
+
+    digest: str
+    period: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    sender_name: str
+    sender_address: str
+    reply_to_name: str | None
+    reply_to_address: str | None
+    list_id: str
+    language: str
+    direction: str
+    content_hash: str
+    as_of: datetime  # aware
+    contents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One claimed row of the outbox, with what sending it needs."""
+
+    id: int
+    subscriber_id: int
+    subscription_id: int
+    address: str
+    name: str
+    attempts: int
+    message_id: str | None
+    bounces: int  # the subscriber's permanent failures in a row so far
+
+
+@dataclass(frozen=True)
+class WorkerProgress:
+    worker: str  # host:pid
+    sent: int
+    rate: float  # messages a second while it sent, within the last minute
+    last_sent: datetime | None
+    holding: int  # deliveries it has claimed and not finished
+
+
+@dataclass(frozen=True)
+class AddResult:
+    subscriber: Subscriber
+    created: bool  # a new address
+    changed: bool  # anything about it changed
+    blocked: bool = False  # unsubscribed or bounced earlier, left alone (no `resubscribe`)
