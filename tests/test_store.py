@@ -211,3 +211,26 @@ def test_listing_streams_in_batches(store: Store) -> None:
 def test_an_unusable_database_url_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot use the database"):
         Store.open("nosuchdb://x/y")
+
+
+def test_processes_opening_a_new_sqlite_file_at_once_all_get_it(tmp_path: Path) -> None:
+    """Switching a new file to WAL needs it alone for a moment, and SQLite says "locked" at once
+    instead of waiting: a runner and a CLI command starting together must both get in."""
+    failures: list[BaseException] = []
+
+    def open_and_read(url: str) -> None:
+        try:
+            for _ in range(5):
+                with Store.open(url) as store:
+                    list(store.issues.iter())
+        except BaseException as exc:  # noqa: BLE001  collected for the assertion
+            failures.append(exc)
+
+    for trial in range(10):
+        url = f"sqlite:///{tmp_path / f'fresh{trial}.db'}"
+        threads = [threading.Thread(target=open_and_read, args=(url,)) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
