@@ -158,11 +158,15 @@ class Dispatcher:
                 pass
 
     def _wait_for_retry(self) -> bool:
-        """Sleep until a deferred delivery is due; False when there is none to wait for."""
+        """Sleep until a deferred delivery is due; False when there is none to wait for soon
+        (within the policy's `wait_for_retries`)."""
         due = self.store.outbox.next_retry(self.issue.id)
-        if due is None or not self.policy.wait_for_retries:
+        if due is None:
             return False
-        self.stop.wait(min(IDLE_POLL, max(0.0, (due - utcnow()).total_seconds())) or 0.01)
+        wait = max(0.0, (due - utcnow()).total_seconds())
+        if wait > self.policy.wait_for_retries:
+            return False
+        self.stop.wait(min(IDLE_POLL, wait) or 0.01)
         return True
 
     def _deliver(self, transport: Transport, delivery: Delivery, sender_name: str) -> None:

@@ -28,7 +28,7 @@ def work(
     """Send what is due, issue after issue, until `stop` (or, with `until_idle`, until nothing
     is due or held any more). Rows held by another worker are left to it, or to its lease's
     end. The report's `remaining` counts what is still unfinished when the worker stops."""
-    policy = replace(config.delivery.policy, wait_for_retries=False, connections=1, batch=batch)
+    policy = replace(config.delivery.policy, wait_for_retries=0, connections=1, batch=batch)
     total = SendReport("all issues")
     with Store.open(config.store_url) as store:
         while not stop.is_set():

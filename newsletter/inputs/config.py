@@ -100,7 +100,9 @@ class Policy:
     lease_seconds: float = 300.0  # how long a sender holds the deliveries it took
     verp: bool = False  # envelope sender bounce+ID@domain, to match late bounces to deliveries
     batch: int = 50  # deliveries a connection claims at a time; the lease covers them all
-    wait_for_retries: bool = True  # stay until deferred deliveries are retried or failed
+    # A send stays to retry a deferred delivery itself when the retry is due within this many
+    # seconds; later ones are left to the next run (it ends with "work left", status 75).
+    wait_for_retries: float = 120.0
 
 
 @dataclass(frozen=True)
