@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import Run
+import pytest
+import sqlalchemy as sa
+
+from newsletter.inputs.addresses import AddressError
+from newsletter.inputs.config import Mailbox
+
+from .conftest import Run, add_subscribers, store_of
+from .smtp_server import SmtpServer
 
 
 def line_of(path: Path, needle: str) -> int:
@@ -119,3 +129,164 @@ def test_the_installed_command_shows_no_traceback(project: Path) -> None:
         assert done.returncode == 2, done
         assert "Traceback" not in done.stderr + done.stdout
         assert "content/timeline/bad.yaml:2: yaml: invalid YAML" in done.stderr + done.stdout
+
+
+# --- exit statuses: 0 done, 1 failed for good, 2 usage/config/content, 70 a bug, 75 work left, 130 interrupted
+
+KEY = "c" * 40
+
+
+def newsletter(project: Path, *args: str, **options: object) -> subprocess.CompletedProcess[str]:
+    """The installed command in a real process, as a shell or cron runs it."""
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": KEY}
+    return subprocess.run([sys.executable, "-m", "newsletter", *args], cwd=project, env=env, capture_output=True,
+                          text=True, timeout=120, **options)  # type: ignore[call-overload]
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_a_malformed_transport_is_a_usage_error_in_one_line(project: Path) -> None:
+    add_subscribers(project, 2)
+    done = newsletter(project, "send", "--as-of", "2022-07-30", "--transport", "smtp://[::1")
+    assert done.returncode == 2
+    assert one_line(done.stderr) == (
+        "error: transport 'smtp://[::1': invalid host; use file:DIR, smtp://HOST:PORT, smtps://HOST:PORT "
+        "or smtp+starttls://HOST:PORT"
+    )
+    assert store_of(project).issues.latest() is None  # refused before anything was stored
+
+
+def test_a_send_where_every_recipient_is_refused_exits_1(
+    project: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    add_subscribers(project, 3)
+    smtp_server.reply_for = lambda recipient, attempt: "550 5.1.1 no such user"
+    result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert result.exit_code == 1, result.output
+    assert "0 sent, 3 failed, 0 deferred, 0 left" in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        "error: 3 deliveries of weekly-2022-W30 failed for good: see `newsletter status weekly-2022-W30`"
+    )
+
+
+def test_deliveries_left_deferred_exit_75(
+    project: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    config = project / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("retry_after: 60 ", "retry_after: 3600 "))
+    add_subscribers(project, 2)
+    smtp_server.reply_for = lambda recipient, attempt: "451 4.7.1 greylisted, come back later"
+    result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert result.exit_code == 75, result.output
+    assert "0 sent, 0 failed, 2 deferred, 2 left" in result.stdout
+    assert "run `newsletter send` again later to resume" in result.stderr.splitlines()[-1]
+
+
+def test_ctrl_c_during_a_send_exits_130_and_the_next_send_finishes(project: Path, smtp_server: SmtpServer) -> None:
+    addresses = add_subscribers(project, 200)
+    smtp_server.data_delay = 0.01
+    command = [sys.executable, "-m", "newsletter", "send", "--as-of", "2022-07-30", "--transport", smtp_server.url]
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": KEY}
+    process = subprocess.Popen(command, cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    smtp_server.wait_for(10, timeout=60)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert stderr.splitlines()[-1].startswith("error: stopped with ")
+    assert stderr.splitlines()[-1].endswith("deliveries left: run `newsletter send` again to finish weekly-2022-W30")
+    smtp_server.data_delay = 0
+    finished = newsletter(project, "send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert finished.returncode == 0, finished.stderr
+    assert sorted(set(smtp_server.recipients())) == addresses
+
+
+def test_serve_on_a_busy_port_is_one_line_and_status_2(project: Path, run: Run) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("serve", "--port", str(port))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; stop what uses it or choose "
+        "another with --port"
+    )
+
+
+def test_a_moment_the_time_zones_cannot_hold_is_one_line(project: Path) -> None:
+    done = newsletter(project, "build", "--as-of", "0001-01-01T00:00+14:00")
+    assert done.returncode == 2
+    assert one_line(done.stderr) == (
+        "error: 0001-01-01T00:00:00+14:00 is outside the dates this tool can handle in Europe/Istanbul "
+        "(years 1 to 9999, in UTC and in the digest's time zone)"
+    )
+
+
+def test_an_unexpected_error_in_a_sending_thread_stops_the_send_with_one_line(
+    project: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.compose.message import PreparedMessage
+
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    addresses = add_subscribers(project, 5)
+    original = PreparedMessage.for_recipient
+
+    def broken(self: PreparedMessage, recipient: Mailbox, *args: object) -> bytes:
+        if recipient.address == addresses[2]:
+            raise RuntimeError("a bug")
+        return original(self, recipient, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PreparedMessage, "for_recipient", broken)
+    result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert result.exit_code == 70, result.output
+    assert result.stderr.splitlines() == [
+        f"internal error: sending weekly-2022-W30 to {addresses[2]} (delivery 3): RuntimeError: a bug"
+    ]
+    assert smtp_server.recipients() == addresses[:2]  # stopped there, nobody after it
+    store = store_of(project)
+    issue = store.issues.get("weekly", "2022-W30")
+    assert issue is not None
+    assert store.outbox.last_errors(issue.id) == [
+        (addresses[2], "queued", f"internal error: sending weekly-2022-W30 to {addresses[2]} (delivery 3): "
+                                 "RuntimeError: a bug")
+    ]
+    monkeypatch.setattr(PreparedMessage, "for_recipient", original)  # the bug fixed: a rerun finishes
+    again = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert again.exit_code == 0, again.output
+    assert smtp_server.recipients() == addresses
+
+
+def test_a_stored_name_no_header_can_carry_fails_that_delivery_and_the_others_go_out(
+    project: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A row written before names were checked at the store's door: that delivery fails
+    (no bounce counted), the next subscribers get the issue, and the status says 1."""
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    addresses = add_subscribers(project, 3)
+    store = store_of(project)
+    with pytest.raises(AddressError):
+        store.subscribers.add("eve@example.org", "Eve\x1bBcc", ["weekly"])
+    with store.db.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE subscribers SET name = :name WHERE address = :address"),
+                     {"name": "Eve\r\nBcc: x@example.org", "address": addresses[1]})
+    result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert result.exit_code == 1, result.output
+    assert "2 sent, 1 failed, 0 deferred, 0 left" in result.stdout
+    assert sorted(smtp_server.recipients()) == [addresses[0], addresses[2]]
+    subscriber = store.subscribers.get(addresses[1])
+    assert subscriber is not None and subscriber.status == "active"  # not the reader's fault
+    again = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert again.exit_code == 0 and "(resuming the stored issue)" in again.stdout
+
+
+def test_dash_h_shows_help(run: Run) -> None:
+    for args in (["-h"], ["send", "-h"], ["subscribers", "add", "-h"]):
+        result = run(*args)
+        assert result.exit_code == 0 and result.stdout.startswith("Usage: "), args

@@ -88,6 +88,41 @@ BAD_CONFIG = [
         "  weekly:", "  Weekly:", "Weekly:",
         "digests.Weekly: digest name 'Weekly' must be lowercase letters, digits and '-'", id="digest name",
     ),
+    # Every value that ends up in a mail header, against what would break out of it.
+    pytest.param(
+        "title: Iran, Turkey and Israel Weekly", 'title: "Weekly\\0"', "title: \"Weekly",
+        "digests.weekly.title: contains a line break or control character", id="digest title with NUL",
+    ),
+    pytest.param(
+        "title: Iran, Turkey and Israel Weekly", 'title: "Weekly \\e[31m"', "title: \"Weekly",
+        "digests.weekly.title: contains a line break or control character", id="digest title with ESC",
+    ),
+    pytest.param(
+        "      name: Threat Digest", '      name: "Threat\\u2028Digest"', "Threat\\u2028",
+        "digests.weekly.sender.name: contains a line break or control character", id="sender name with U+2028",
+    ),
+    pytest.param(
+        "      name: Threat Digest", "      name: =?UTF-8?Q?Eve=0ABcc:_x@y?=", "=?UTF-8",
+        "digests.weekly.sender.name: contains an encoded header word (=?...?=)", id="sender name as encoded word",
+    ),
+    pytest.param(
+        'subject: "{title} {period}: {brief}"', 'subject: "{title} =?utf-8?b?RXZlCg==?= {brief}"', "subject:",
+        "digests.weekly.subject: contains an encoded header word (=?...?=)", id="subject template encoded word",
+    ),
+    pytest.param(
+        "transport: file:out/maildir", "transport: smtp://mail.example.org:99999", "transport: smtp",
+        "delivery.transport: transport 'smtp://mail.example.org:99999': the port must be a number from 1 to 65535",
+        id="bad transport port",
+    ),
+    pytest.param(
+        "transport: file:out/maildir", "transport: smtp://user:secret@mail.example.org:25", "transport: smtp",
+        "delivery.transport: transport 'smtp://user:***@mail.example.org:25': a password does not belong in the URL",
+        id="password in the transport",
+    ),
+    pytest.param(
+        "transport: file:out/maildir", "transport: carrier-pigeon://loft", "transport: carrier",
+        "delivery.transport: transport 'carrier-pigeon://loft': unknown kind of transport", id="unknown transport",
+    ),
 ]
 
 

@@ -202,6 +202,22 @@ BAD_INPUT = [
         "content/briefs/2022-07-01-test.md:3: title: repeated key (first given on line 2)",
         id="repeated key",
     ),
+    # What ends up in a header (the subject, the preheader) must pass the header rule.
+    pytest.param(
+        BRIEF_FILE, BRIEF.replace("title: A test brief", 'title: "A test\\0 brief"'),
+        "content/briefs/2022-07-01-test.md:2: title: contains a line break or control character",
+        id="brief title with NUL",
+    ),
+    pytest.param(
+        BRIEF_FILE, BRIEF.replace("dek: One sentence", "dek: =?UTF-8?Q?One=0ABcc:_x@y?= sentence"),
+        "content/briefs/2022-07-01-test.md:3: dek: contains an encoded header word (=?...?=)",
+        id="dek as encoded word",
+    ),
+    pytest.param(
+        TIMELINE, ENTRY.replace("title: Israel raises its travel warning", 'title: "Israel \\e[1mraises"'),
+        "content/timeline/bad.yaml:2: [0].title: contains a line break or control character",
+        id="entry title with ESC",
+    ),
 ]
 
 

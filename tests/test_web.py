@@ -351,3 +351,30 @@ def test_pages_of_a_right_to_left_digest_read_right_to_left(rtl_project: Path, m
         assert token
         answer = client.post("/subscribe", data={"digest": "arabic", "email": "a@example.org", "form_token": token.group(1)})
         assert '<html lang="ar" dir="rtl">' in answer.text
+
+
+def test_a_moment_out_of_range_is_a_clear_page_with_the_security_headers(web: Web) -> None:
+    page = web.client.get("/preview/weekly", params={"as_of": "0001-01-01T00:00+14:00"})
+    assert page.status_code == 422
+    assert "is outside the dates this tool can handle" in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_a_crash_in_a_route_is_a_500_page_that_keeps_the_security_headers(
+    web: Web, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from newsletter.store.issues import Issues
+
+    def broken(self: Issues) -> object:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(Issues, "iter", broken)
+    page = web.client.get("/issues/")
+    assert page.status_code == 500
+    assert "Something went wrong on our side" in page.text and "fire" not in page.text
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert [r.getMessage() for r in caplog.records if r.name == "newsletter.web"] == [
+        "internal error: GET /issues/: RuntimeError: the disk is on fire"
+    ]
