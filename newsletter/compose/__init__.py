@@ -1,0 +1,1 @@
+"""Compose and render: pure transformations, Library -> Issue -> Rendered -> message bytes."""

@@ -1,0 +1,1 @@
+"""Delivery: the outbox drained through transports, signed tokens, subscribers in bulk."""

@@ -1,5 +1,7 @@
-"""The web face: subscribe (double opt-in), confirm, unsubscribe (one-click too), a live
-preview for authors, the archive of issues and an Atom feed. Starlette, served by uvicorn.
+"""The web face: subscribe, confirm, unsubscribe (one-click too), preview, archive and feed.
+
+Double opt-in subscriptions, a live preview for authors, the archive of issues and an Atom
+feed; Starlette, served by uvicorn.
 
 Routes are thin: they read the request, call the core (store, tokens, sending, rendering) and
 pick a page. Everything that blocks runs in Starlette's thread pool.

@@ -1,0 +1,1 @@
+"""Intake: drafts from news feeds and imported articles, waiting for an analyst."""

@@ -1,4 +1,4 @@
-"""Read one article (a file or a URL; HTML, Markdown or scraped text) into its metadata, its own prose and its sentences.
+"""Read one article (a file or a URL; HTML, Markdown or text) into its metadata, prose and sentences.
 
 Links travel with their spans from the markup down to each sentence, because what an import
 cites for a sentence is the links inside it.

@@ -1,6 +1,7 @@
-"""The first step of an issue's life: a project loaded once (config, content, templates), an
-issue composed and rendered from it, and its preview files written out. Nothing is stored:
-usecases/issues.py takes it from here."""
+"""The first step of an issue's life: composed and rendered from a project, written out for preview.
+
+A project is config, content and templates loaded once. Nothing is stored here:
+usecases/issues.py takes the issue from there."""
 
 from __future__ import annotations
 
