@@ -6,6 +6,8 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import re
+
 import pytest
 
 from newsletter.inputs import markup
@@ -190,3 +192,13 @@ def test_rendering_from_several_threads_at_once_matches_rendering_one_at_a_time(
                 assert list(pool.map(render, texts)) == serial
     finally:
         sys.setswitchinterval(interval)
+
+
+def test_the_package_renders_with_python_markdown() -> None:
+    from importlib.metadata import requires
+
+    declared = {re.split(r"[<>=\[ ;]", line, maxsplit=1)[0].lower() for line in requires("threat-brief-newsletter") or []}
+    assert "markdown" in declared
+    import markdown
+
+    assert markup.to_html("*a*") == markdown.markdown("*a*")

@@ -392,9 +392,12 @@ def status(session: Session, issue_name: str | None) -> None:
 
 # --- workers and the scheduler ------------------------------------------------------------------
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(message)s"  # the README shows lines of this form
+LOG_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S",
-                        stream=sys.stderr, force=True)
+    logging.basicConfig(level=level, format=LOG_FORMAT, datefmt=LOG_DATE_FORMAT, stream=sys.stderr, force=True)
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
