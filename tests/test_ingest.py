@@ -21,7 +21,6 @@ from newsletter.inputs.config import Feed, load_config
 from newsletter.compose.digest import compose, moment
 from newsletter.intake.ingest import ingest, matches
 from newsletter.store import Store
-from newsletter.inputs.config import load_config
 
 from .conftest import Run
 

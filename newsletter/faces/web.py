@@ -92,6 +92,18 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
+class Watched:
+    """An ASGI `send` that remembers whether the response has begun (then no other can)."""
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        self.started = self.started or message["type"] == "http.response.start"
+        await self.send(message)
+
+
 class Crashes:
     """An unexpected error in a route becomes one log line and a plain 500 page, inside the
     middleware that adds the security headers (Starlette's own 500 handler sits outside it)."""
@@ -104,20 +116,14 @@ class Crashes:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = Watched(send)
         try:
             await self.app(scope, receive, watched)
         except Exception as exc:
             error = InternalError(f"{scope.get('method', '')} {scope.get('path', '')}", exc)
             log.error("%s", " ".join(error.lines()))
             log.debug("traceback", exc_info=True)
-            if not started:
+            if not watched.started:
                 await self.page(error)(scope, receive, send)
 
 
@@ -141,7 +147,6 @@ class BodyLimit:
             await PlainTextResponse("Request too large", status_code=413)(scope, receive, send)
             return
         seen = 0
-        started = False
 
         async def counted() -> Message:
             nonlocal seen
@@ -152,15 +157,11 @@ class BodyLimit:
                     raise TooLarge
             return message
 
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
+        watched = Watched(send)
         try:
             await self.app(scope, counted, watched)
         except TooLarge:
-            if not started:
+            if not watched.started:
                 await PlainTextResponse("Request too large", status_code=413)(scope, receive, send)
 
 

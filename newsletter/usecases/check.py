@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..compose.digest import covers, moment
 from ..errors import NewsletterError
-from ..inputs.config import Config, Digest, load_config
+from ..inputs.config import Digest, load_config
 from ..inputs.content import Library, load_library
 from ..compose.render import Renderer
 from .build import Project, clip_warning
