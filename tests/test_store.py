@@ -234,3 +234,23 @@ def test_processes_opening_a_new_sqlite_file_at_once_all_get_it(tmp_path: Path) 
         for thread in threads:
             thread.join()
     assert failures == []
+
+
+def test_a_sent_mark_reads_back_as_the_time_it_was_made(store: Store) -> None:
+    """The per-message mark is written in the driver's own SQL: its time must read back, and
+    compare, like every other time the store keeps."""
+    for n in range(3):
+        store.subscribers.add(f"r{n}@example.org", "", ["weekly"])
+    issue = save(store)
+    store.outbox.queue(issue)
+    store.issues.begin_sending(issue.id)
+    before = utcnow()
+    for delivery in store.outbox.claim(issue.id, "me:1:x", 10, 60):
+        store.outbox.mark_sent(delivery, f"<{delivery.id}@x>", "me:1")
+    with store.db.engine.connect() as conn:
+        sent = conn.execute(sa.text("SELECT sent_at FROM deliveries")).scalars().all()
+    assert store.outbox.counts(issue.id)["sent"] == 3
+    (progress,) = store.outbox.progress(issue.id)
+    assert (progress.worker, progress.sent) == ("me:1", 3)
+    assert progress.last_sent is not None and before <= progress.last_sent <= utcnow()
+    assert len(sent) == 3
