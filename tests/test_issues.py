@@ -131,7 +131,7 @@ def test_a_snapshot_is_replaced_until_a_sender_begins_and_frozen_after(sender: P
 
     brief.write_text(text.replace(title_line, "title: Too Late Now"), encoding="utf-8")
     again = run("send", "--as-of", "2022-07-30")
-    assert "(resuming the stored issue); content changed since it was built, the stored version is sent" in again.stdout
+    assert "(done: sent already); content changed since it was built, the stored version is sent" in again.stdout
     stored = store_of(sender).issues.get("weekly", "2022-W30")
     assert stored is not None and stored.subject.endswith("A Better Title")
 

@@ -49,7 +49,7 @@ def test_import_then_send_delivers_exactly_once_to_a_real_server(
     assert sorted(smtp_server.recipients()) == ["ann@example.org", "bob@example.org"]
 
     again = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
-    assert "(resuming the stored issue)" in again.stdout and "0 sent" in again.stdout
+    assert "(done: sent already)" in again.stdout and "0 sent" in again.stdout
     assert len(smtp_server.recipients()) == 2
 
     status = run("status")

@@ -271,7 +271,10 @@ def _opened_lines(opened: issues.Opened | issues.Skipped) -> issues.Opened | Non
         click.echo(f"{opened.issue_id}: skipped: {opened.reason}; `--force` sends it anyway")
         return None
     stored = opened.stored
-    note = "" if opened.written or stored.life is IssueState.STORED else " (resuming the stored issue)"
+    if stored.life in (IssueState.DONE, IssueState.DONE_WITH_FAILURES):
+        note = f" ({stored.life.label}: sent already)"
+    else:
+        note = "" if opened.written or stored.life is IssueState.STORED else " (resuming the stored issue)"
     if opened.changed_since:
         note += "; content changed since it was built, the stored version is sent"
     click.echo(f"{stored.name}: {stored.subject}{note}")
