@@ -143,7 +143,7 @@ def prove(cluster: Cluster, count: int, kill: bool) -> bool:
         problems.append(f"{lost} subscribers got nothing, {strays} addresses not subscribed got mail")
     if extra > (1 if kill else 0):  # killed: the message on its connection may go again
         problems.append(f"{extra} copies too many")
-    if f"queued 0  deferred 0  sent {count}  failed 0" not in status:
+    if f"queued 0  deferred 0  uncertain 0  sent {count}  failed 0" not in status:
         counts = [line.strip() for line in status.splitlines() if line.strip().startswith("queued ")]
         problems.append(f"status: {counts[0] if counts else status.strip()[:300]}")
     if kill and not held:

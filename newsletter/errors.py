@@ -90,17 +90,29 @@ class StoreError(NewsletterError):
 
 
 class DeliveryError(NewsletterError):
-    """A message was not delivered; `code` is the server's reply code when it gave one."""
+    """A message was not delivered; `code` is the server's reply code when it gave one, and
+    `enhanced` its RFC 3463 status (5, 7, 1) when the reply had one."""
 
     exit_code = EXIT_TEMPFAIL
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(self, message: str, code: int | None = None, enhanced: tuple[int, int, int] | None = None) -> None:
         self.code = code
+        self.enhanced = enhanced
         super().__init__(message)
 
 
 class TransientError(DeliveryError):
     """Worth trying again: a 4xx reply, a dropped connection, a timeout (code is None then)."""
+
+
+class ConnectionFault(TransientError):
+    """The server could not be reached or would not talk (refused, no greeting, 421 at once):
+    nothing was attempted, so no delivery uses up a try; the run stops opening connections."""
+
+
+class UncertainError(TransientError):
+    """The whole message went out and its answer never came: it may have been delivered. It
+    is not sent again on the spot; the retry schedule sends it again, with the same Message-ID."""
 
 
 class PermanentError(DeliveryError):
@@ -114,6 +126,20 @@ class PolicyError(DeliveryError):
     operator. It is a configuration error: the deliveries wait, untouched, for the fix."""
 
     exit_code = EXIT_USAGE
+
+
+class MessageRejected(DeliveryError):
+    """The server refuses the message itself (too large, RFC 1870 / 5.3.4), whoever it is for:
+    the send stops and nobody is counted as bounced."""
+
+    exit_code = EXIT_USAGE
+
+
+class OutOfSpace(NewsletterError):
+    """A disk is full (the store's, or the Maildir's): nothing was lost, the step stopped;
+    run again once there is room."""
+
+    exit_code = EXIT_TEMPFAIL
 
 
 class DeliveriesFailed(NewsletterError):

@@ -75,6 +75,7 @@ class SmtpServer:
         auth_required: bool = False,
         ca: trustme.CA | None = None,
         pipelining: bool = False,
+        size_limit: int | None = None,
     ) -> None:
         """`login` is the one (username, password) AUTH accepts; without it no AUTH is offered.
 
@@ -83,6 +84,7 @@ class SmtpServer:
         `ca` signs the server's certificate (default: a new CA), for tests that want two servers
         trusted by one CA, or a server the client must not trust. `host="::1"` listens on IPv6.
         `pipelining` advertises RFC 2920 PIPELINING (aiosmtpd reads pipelined commands in order).
+        `size_limit` advertises RFC 1870 SIZE with that many bytes (aiosmtpd's own default: 32 MB).
         """
         self.pipelining = pipelining
         self.host = host
@@ -91,6 +93,7 @@ class SmtpServer:
         self.reply_for: Reply | None = None  # consulted at RCPT
         self.data_reply_for: Reply | None = None  # consulted when the message data has arrived
         self.data_delay = 0.0  # seconds to wait before answering the data: a slow server
+        self.answer_delay = 0.0  # seconds to wait after keeping a message, before saying so
         self.errors: list[BaseException] = []  # exceptions inside the server (failed TLS handshakes too)
         self._login = login
         self._drop_after: int | None = None
@@ -113,6 +116,8 @@ class SmtpServer:
             "auth_require_tls": auth_require_tls and tls != "ssl",
             "auth_required": auth_required,
         }
+        if size_limit is not None:
+            options["data_size_limit"] = size_limit
         if login is not None:
             options["authenticator"] = self._authenticate
         if tls == "starttls":
@@ -305,6 +310,8 @@ class _Handler:
             Received(sender, recipient, data, server.number, server.encrypted, login) for recipient in envelope.rcpt_tos
         ])
         server.accepted += 1
+        if owner.answer_delay:  # kept, and the client will not hear of it in time
+            await asyncio.sleep(owner.answer_delay)
         return "250 2.0.0 OK: queued"
 
     async def handle_exception(self, error: Exception) -> str:

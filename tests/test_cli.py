@@ -185,7 +185,8 @@ def test_deliveries_left_deferred_exit_75(
     result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
     assert result.exit_code == 75, result.output
     assert "0 sent, 0 failed, 2 deferred, 2 left" in result.stdout
-    assert "run `newsletter send` again later to resume" in result.stderr.splitlines()[-1]
+    assert "the next try is due at " in result.stderr.splitlines()[-1]
+    assert result.stderr.splitlines()[-1].endswith("run `newsletter send` again then (`newsletter run` does on its own)")
 
 
 def test_ctrl_c_during_a_send_exits_130_and_the_next_send_finishes(project: Path, smtp_server: SmtpServer) -> None:

@@ -13,11 +13,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from newsletter.inputs.content import Library
 from newsletter.compose.digest import compose, moment
 from newsletter.delivery.dispatch import Dispatcher, SendReport
-from newsletter.inputs.config import Policy, TransportSettings
+from newsletter.inputs.config import Policy, Timeouts, TransportSettings
 from newsletter.errors import PolicyError
 from newsletter.compose.message import PreparedMessage
 from newsletter.compose.render import Renderer
@@ -63,7 +64,7 @@ def run(
     stop: threading.Event | None = None, progress: Callable[[int], None] | None = None,
 ) -> SendReport:
     def transport() -> Transport:
-        return open_transport(TransportSettings(server.url, timeout=5), Path("."))
+        return open_transport(TransportSettings(server.url, timeouts=Timeouts.all(5)), Path("."))
 
     issue = store.issues.get("weekly", "2022-W30")
     assert issue is not None
@@ -147,7 +148,7 @@ def test_retries_stop_at_max_attempts(store: Store, prepared: PreparedMessage, s
     report = run(store, prepared, smtp_server, replace(FAST, max_attempts=3))
     assert (report.sent, report.failed, report.deferred) == (0, 1, 2)
     assert smtp_server.attempts(address) == 3
-    assert report.errors[0].startswith(f"{address}: gave up after 3 attempts: ")
+    assert report.errors[0].startswith(f"{address}: gave up after 3 attempts over ")
     assert report.errors[0].endswith("452 4.2.2 mailbox full")
 
 
@@ -156,12 +157,34 @@ def test_a_policy_rejection_stops_the_send_and_keeps_the_rest_queued(
 ) -> None:
     subscribe(store, 10)
     issue = queued_issue(store)
-    smtp_server.reply_for = lambda recipient, attempt: "550 5.7.1 relaying denied"
-    with pytest.raises(PolicyError, match="550 5.7.1 relaying denied"):
+    smtp_server.reply_for = lambda recipient, attempt: "554 5.7.1 <x>: Relay access denied"
+    with pytest.raises(PolicyError, match="5 recipients in a row were refused by policy before any message "
+                                          "was accepted .*: the server refuses us, not them"):
         run(store, prepared, smtp_server)
-    assert store.outbox.counts(issue.id)["queued"] == 10  # our setup is wrong, not the readers
-    subscriber = store.subscribers.get("reader0000@example.org")
-    assert subscriber is not None and subscriber.status == "active"
+    counts = store.outbox.counts(issue.id)
+    assert (counts["failed"], counts["sent"]) == (0, 0)  # our setup is wrong, not the readers
+    assert counts["queued"] + counts["deferred"] == 10
+    assert all(s.status == "active" for s in store.subscribers.iter())
+    with store.db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT max(bounces) FROM subscribers")).scalar() == 0
+
+
+def test_a_policy_refusal_of_one_recipient_fails_that_recipient_only(
+    store: Store, prepared: PreparedMessage, smtp_server: SmtpServer
+) -> None:
+    """Postfix's per-recipient access reject (554 5.7.1) is about that address: the others
+    still get the issue, and the refused one fails once the server has shown it takes mail."""
+    addresses = subscribe(store, 20)
+    queued_issue(store)
+    smtp_server.reply_for = lambda recipient, attempt: (
+        f"554 5.7.1 <{recipient}>: Recipient address rejected: Access denied" if recipient == addresses[0] else None
+    )
+    report = run(store, prepared, smtp_server)
+    assert Counter(smtp_server.recipients()) == Counter(addresses[1:])
+    assert (report.sent, report.failed, report.remaining) == (19, 1, 0)
+    assert smtp_server.attempts(addresses[0]) == 2  # refused first, before any was accepted: once more, then failed
+    refused = store.subscribers.get(addresses[0])
+    assert refused is not None and refused.status == "bounced"  # bounce_limit 1 here
 
 
 def test_parallel_connections_share_the_outbox(store: Store, prepared: PreparedMessage, smtp_server: SmtpServer) -> None:
@@ -198,7 +221,7 @@ def test_a_stop_finishes_the_message_in_flight_and_a_later_run_resumes(
 
     report = run(store, prepared, smtp_server, stop=stop, progress=progress)
     assert report.stopped and report.sent == 25 and report.remaining == 35
-    assert store.outbox.counts(issue.id) == {"queued": 35, "deferred": 0, "sent": 25, "failed": 0}
+    assert store.outbox.counts(issue.id) == {"queued": 35, "deferred": 0, "uncertain": 0, "sent": 25, "failed": 0}
     rest = run(store, prepared, smtp_server)
     assert rest.sent == 35
     assert sorted(smtp_server.recipients()) == addresses

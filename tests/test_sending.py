@@ -53,7 +53,7 @@ def test_import_then_send_delivers_exactly_once_to_a_real_server(
     assert len(smtp_server.recipients()) == 2
 
     status = run("status")
-    assert status.stdout.splitlines()[1].split() == ["queued", "0", "deferred", "0", "sent", "2", "failed", "0"]
+    assert status.stdout.splitlines()[1].split() == ["queued", "0", "deferred", "0", "uncertain", "0", "sent", "2", "failed", "0"]
 
 
 def test_a_test_copy_touches_no_delivery(sender: Path, run: Run, smtp_server: SmtpServer) -> None:

@@ -142,7 +142,7 @@ def test_two_senders_never_claim_the_same_delivery(store: Store) -> None:
         while batch := other.outbox.claim(issue.id, f"host:1:{slot}", 7, 60):
             for delivery in batch:
                 claimed[slot].append(delivery.id)
-                other.outbox.mark_sent(delivery, f"<{delivery.id}@x>")
+                assert other.outbox.mark_sent(delivery, f"<{delivery.id}@x>", f"host:1:{slot}")
 
     threads = [threading.Thread(target=take, args=(n,)) for n in range(4)]
     for thread in threads:
@@ -187,7 +187,7 @@ def test_deferred_deliveries_wait_for_their_time_and_failures_count_towards_boun
     store.outbox.queue(issue)
     store.issues.begin_sending(issue.id)  # senders claim only while it is sending
     (delivery,) = store.outbox.claim(issue.id, "me:1:x", 10, 60)
-    store.outbox.mark_deferred(delivery, "451 4.3.0 try later", utcnow() + timedelta(hours=1), "<m@x>")
+    store.outbox.mark_deferred(delivery, "451 4.3.0 try later", utcnow() + timedelta(hours=1), "<m@x>", "me:1:x")
     assert store.outbox.claim(issue.id, "me:1:x", 10, 60) == []
     assert store.outbox.next_retry(issue.id) is not None
     assert store.outbox.last_errors(issue.id) == [("ann@example.org", "deferred", "451 4.3.0 try later")]
@@ -195,10 +195,10 @@ def test_deferred_deliveries_wait_for_their_time_and_failures_count_towards_boun
         conn.execute(sa.text("UPDATE deliveries SET next_attempt_at = NULL"))
     (delivery,) = store.outbox.claim(issue.id, "me:1:x", 10, 60)
     assert delivery.attempts == 1 and delivery.message_id == "<m@x>"
-    assert store.outbox.mark_failed(delivery, "550 5.1.1 user unknown", "<m@x>", bounce_limit=1) is True
+    assert store.outbox.mark_failed(delivery, "550 5.1.1 user unknown", "<m@x>", 1, "me:1:x") is True
     subscriber = store.subscribers.get("ann@example.org")
     assert subscriber is not None and subscriber.status == "bounced"
-    assert store.outbox.counts(issue.id) == {"queued": 0, "deferred": 0, "sent": 0, "failed": 1}
+    assert store.outbox.counts(issue.id) == {"queued": 0, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 1}
 
 
 def test_listing_streams_in_batches(store: Store) -> None:
@@ -246,7 +246,7 @@ def test_a_sent_mark_reads_back_as_the_time_it_was_made(store: Store) -> None:
     store.issues.begin_sending(issue.id)
     before = utcnow()
     for delivery in store.outbox.claim(issue.id, "me:1:x", 10, 60):
-        store.outbox.mark_sent(delivery, f"<{delivery.id}@x>", "me:1")
+        store.outbox.mark_sent(delivery, f"<{delivery.id}@x>", "me:1:x", "me:1")
     with store.db.engine.connect() as conn:
         sent = conn.execute(sa.text("SELECT sent_at FROM deliveries")).scalars().all()
     assert store.outbox.counts(issue.id)["sent"] == 3

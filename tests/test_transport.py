@@ -14,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from newsletter.errors import DeliveryError, NewsletterError, PermanentError, PolicyError, TransientError
+from newsletter.errors import (
+    DeliveryError, MessageRejected, NewsletterError, PermanentError, PolicyError, TransientError,
+)
 from newsletter.delivery.transport import Transport, open_transport
-from newsletter.inputs.config import TransportSettings
+from newsletter.inputs.config import Timeouts, TransportSettings
 from newsletter.inputs.endpoint import Endpoint, parse_transport_url
 
 from .smtp_server import MakeServer, SmtpServer
@@ -164,10 +166,12 @@ def test_421_is_transient_closes_the_connection_and_the_next_send_reconnects(smt
         ("rcpt", "452 4.2.2 mailbox full", TransientError, 452),
         ("rcpt", "550 5.1.1 <x@example.org>: user unknown", PermanentError, 550),
         ("rcpt", "553 5.1.3 bad address syntax", PermanentError, 553),
-        ("rcpt", "550 5.7.1 relay denied", PolicyError, 550),
+        ("rcpt", "554 5.7.1 <x@example.org>: recipient address rejected: access denied", PermanentError, 554),
         ("rcpt", "530 5.7.0 authentication required", PolicyError, 530),
         ("data", "451 4.3.0 try later", TransientError, 451),
-        ("data", "552 5.3.4 message too big", PermanentError, 552),
+        ("rcpt", "552 5.2.2 mailbox full", TransientError, 552),
+        ("data", "552 5.3.4 message too big", MessageRejected, 552),
+        ("data", "550 5.1.1 <x@example.org>: user unknown", PermanentError, 550),
         ("data", "554 5.7.1 message refused by policy", PolicyError, 554),
     ],
 )
@@ -201,7 +205,7 @@ def test_a_permanent_refusal_says_who_refused_whom_and_why(smtp_server: SmtpServ
 
 def test_a_server_too_slow_to_answer_is_transient_and_the_next_send_reconnects(smtp_server: SmtpServer) -> None:
     smtp_server.data_delay = 1.0
-    with smtp(smtp_server, timeout=0.2) as transport:
+    with smtp(smtp_server, timeouts=Timeouts.all(0.2)) as transport:
         with pytest.raises(TransientError, match="timed out"):
             transport.send(SENDER, READERS[0], message(READERS[0]))
         smtp_server.data_delay = 0.0
@@ -297,13 +301,13 @@ def test_a_wrong_password_is_a_policy_error_naming_the_environment_variable(make
 
 def test_a_username_without_a_password_is_refused_before_connecting(smtp_server: SmtpServer) -> None:
     with pytest.raises(PolicyError, match="no password for user digest; set NEWSLETTER_SMTP_PASSWORD"):
-        smtp(smtp_server, username="digest")
+        smtp(smtp_server, username="digest", allow_plaintext_auth=True)
     assert smtp_server.connections == 0
 
 
 def test_a_server_that_offers_no_login_before_tls_is_a_policy_error(make_smtp_server: MakeServer) -> None:
     server = make_smtp_server(login=("digest", "s3cret"))  # AUTH only after STARTTLS, and it has no TLS
-    with smtp(server, username="digest", password="s3cret") as transport:
+    with smtp(server, username="digest", password="s3cret", allow_plaintext_auth=True) as transport:
         with pytest.raises(PolicyError, match=r"offers no login \(AUTH\) without TLS"):
             transport.send(SENDER, READERS[0], message(READERS[0]))
 
@@ -409,3 +413,11 @@ def test_a_username_in_both_the_url_and_the_settings_must_agree() -> None:
     settings = TransportSettings("smtps://digest@mail.example.org", username="other")
     with pytest.raises(NewsletterError, match="the URL names user digest but the settings name other"):
         open_transport(settings, BASE, "x")
+
+
+def test_a_login_over_plain_smtp_is_refused_unless_allowed(smtp_server: SmtpServer) -> None:
+    """The password would cross the wire in clear: only a relay on loopback, said so in the
+    config, may take it that way."""
+    with pytest.raises(PolicyError, match="would send the password in clear: use smtps:// or smtp\\+starttls://"):
+        smtp(smtp_server, username="digest", password="s3cret")
+    assert smtp_server.connections == 0

@@ -213,7 +213,7 @@ def test_workers_drain_the_outbox_each_recipient_exactly_once(
     assert len(delivered) == COUNT and set(delivered.values()) == {1}
     assert smtp_server.connections == count
     status = run("status").stdout
-    assert f"queued 0  deferred 0  sent {COUNT}  failed 0" in status
+    assert f"queued 0  deferred 0  uncertain 0  sent {COUNT}  failed 0" in status
     assert status.count(" sent, ") == count  # one line per worker
 
 
@@ -231,4 +231,4 @@ def test_a_worker_killed_mid_batch_loses_no_one(outbox: tuple[Path, int], run: R
     delivered = Counter(smtp_server.recipients())
     assert len(delivered) == COUNT  # nobody lost
     assert sum(delivered.values()) - COUNT <= 1  # at most the message on the killed connection
-    assert f"queued 0  deferred 0  sent {COUNT}  failed 0" in run("status").stdout
+    assert f"queued 0  deferred 0  uncertain 0  sent {COUNT}  failed 0" in run("status").stdout

@@ -3,15 +3,25 @@
 The outbox rows in the store are the only state. A sender claims a small batch of due rows
 under a lease, sends each one, and records each result in its own transaction the moment
 the server has answered, so a sender killed at any point repeats at most the message that
-was on the wire, once per connection, and loses nobody.
+was on the wire, once per connection, and loses nobody. A heartbeat renews the leases while
+the batch goes out, and every mark is made only by the lease's holder, so a slow sender
+never has its rows sent by another.
 
-Every sending thread catches what it meets: an expected error about our setup (PolicyError)
-or a bug alike stops the whole send, is recorded against the delivery in hand, and is raised
-again in the thread that called `run()`, so nothing dies silently.
+What the far side does decides what happens to a delivery, never to the reader's record
+unless it is about the reader (a 5xx for that address):
+
+- a server out of reach costs one timeout per connection and no delivery a try;
+- a message whose answer never came is uncertain: it waits for the retry schedule;
+- a 4xx is retried with backoff for `max_age` (days), as an MTA's queue does;
+- our own setup refused, or a message too large for the server, stops the send.
+
+Every sending thread catches what it meets and hands the first fatal error to the thread that
+called `run()`, so nothing dies silently.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,13 +29,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ..compose.message import PreparedMessage
-from ..errors import DeliveryError, InternalError, NewsletterError, PermanentError, PolicyError, TransientError
+from ..errors import (
+    ConnectionFault, DeliveryError, InternalError, NewsletterError, PermanentError, PolicyError, TransientError,
+    UncertainError,
+)
 from ..inputs.config import Mailbox, Policy, Site
 from ..store import Delivery, Store, StoredIssue, lease_owner, utcnow
 from .tokens import unsubscribe_token
 from .transport import Transport
 
+log = logging.getLogger("newsletter.send")
 IDLE_POLL = 1.0  # seconds between looks at the outbox while waiting for a retry
+POLICY_STREAK = 5  # 5.7.x refusals of recipients in a row, none accepted: the server refuses us
 
 
 @dataclass
@@ -34,20 +49,26 @@ class SendReport:
     queued: int = 0  # deliveries written by this run (0 when resuming)
     sent: int = 0
     deferred: int = 0  # 4xx answers this run; each is retried later
+    uncertain: int = 0  # messages that went out whose answer never came; retried later
     failed: int = 0
     bounced: int = 0  # addresses marked bounced by this run
-    remaining: int = 0  # still queued or deferred when the run ended
+    remaining: int = 0  # still queued, deferred or uncertain when the run ended
     stopped: bool = False  # a stop was asked for (SIGTERM, Ctrl-C)
     attempted: int = 0  # deliveries this run handed to the transport (whatever the answer)
+    lost_leases: int = 0  # answers that came after another sender took the row: not counted
+    fault: str | None = None  # why the server could not be reached, when that ended the run
+    next_retry: datetime | None = None  # when the earliest deferred delivery is due (naive UTC)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def add(self, other: SendReport) -> None:
         """Count `other`'s deliveries in this report too (a worker's total over issues)."""
-        for name in ("queued", "sent", "deferred", "failed", "bounced", "remaining", "attempted"):
+        for name in ("queued", "sent", "deferred", "uncertain", "failed", "bounced", "remaining", "attempted",
+                     "lost_leases"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
         self.stopped = self.stopped or other.stopped
+        self.fault = self.fault or other.fault
         self.seconds += other.seconds
 
 
@@ -75,14 +96,28 @@ def message_id(issue: StoredIssue, delivery_id: int, site: Site) -> str:
     return f"<{issue.name}.{delivery_id}.{issue.nonce}@{site.domain}>"
 
 
+def batch_size(policy: Policy) -> int:
+    """As many rows as one connection can send well within its lease at the configured rate."""
+    if policy.rate <= 0:
+        return policy.batch
+    per_connection = policy.rate / max(1, policy.connections)
+    return max(1, min(policy.batch, int(per_connection * policy.lease_seconds / 2)))
+
+
+def retry_delay(policy: Policy, attempts: int) -> float:
+    """Seconds until the next try after `attempts` tries: doubling from `retry_after`, capped."""
+    return float(min(policy.retry_after * 2.0 ** min(attempts - 1, 30), max(policy.retry_max, policy.retry_after)))
+
+
 class Dispatcher:
     """Sends one issue's queued deliveries; `run()` returns a SendReport or raises the error
-    that stopped the send (PolicyError, InternalError)."""
+    that stopped the send (PolicyError, MessageRejected, OutOfSpace, InternalError)."""
 
     def __init__(
         self, store: Store, issue: StoredIssue, prepared: PreparedMessage, signing_key: bytes,
         open_transport: Callable[[], Transport], policy: Policy,
         progress: Callable[[int], None] | None = None, stop: threading.Event | None = None,
+        notice: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.issue = issue
@@ -92,16 +127,25 @@ class Dispatcher:
         self.signing_key = signing_key
         self.open_transport = open_transport
         self.policy = policy
+        self.batch = batch_size(policy)
         self.progress = progress
+        self.notice = notice
         self.stop = stop or threading.Event()
         self.limiter = RateLimiter(policy.rate)
         self.report = SendReport(issue.name)
         self.lock = threading.Lock()
         self.fatal: NewsletterError | None = None  # what stopped the send, the first one only
+        self.owners: list[str] = []  # the leases this dispatcher's connections hold
+        self.accepted = False  # the server took a message this run: it does not refuse us
+        self.refused_by_policy = 0  # 5.7.x refusals of recipients in a row, before any was accepted
+        self.announced: datetime | None = None  # the retry time last announced to `notice`
 
     def run(self) -> SendReport:
         started = time.monotonic()
         self.store.outbox.reclaim_dead(self.issue.id)
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(done,), name="send-heartbeat", daemon=True)
+        heartbeat.start()
         threads = [
             threading.Thread(target=self._connection, name=f"send-{n}", daemon=True)
             for n in range(max(1, self.policy.connections))
@@ -111,49 +155,73 @@ class Dispatcher:
         for thread in threads:
             while thread.is_alive():
                 thread.join(0.2)  # short joins keep the main thread free for signals
+        done.set()
+        heartbeat.join()
         self.report.remaining = self.store.outbox.pending(self.issue.id)
-        self.report.stopped = self.stop.is_set() and self.fatal is None
+        self.report.next_retry = self.store.outbox.next_retry(self.issue.id) if self.report.remaining else None
+        self.report.stopped = self.stop.is_set() and self.fatal is None and self.report.fault is None
         self.report.seconds = time.monotonic() - started
         if self.fatal is not None:
             raise self.fatal
         return self.report
 
+    def _heartbeat(self, done: threading.Event) -> None:
+        """Renew this dispatcher's leases a few times per lease, however slow the server is."""
+        while not done.wait(self.policy.lease_seconds / 3):
+            try:
+                with self.lock:
+                    owners = list(self.owners)
+                self.store.outbox.renew(owners, self.policy.lease_seconds)
+            except Exception as exc:  # the store failing: say so once, stop; the leases will end
+                self._stop_with(InternalError(f"renewing the leases of {self.issue.name}", exc), None, "")
+                return
+
     def _connection(self) -> None:
         owner = lease_owner()
+        with self.lock:
+            self.owners.append(owner)
         sender = owner.rsplit(":", 1)[0]  # host:pid, for progress per worker
         in_hand: Delivery | None = None
         try:
             with self.open_transport() as transport:
                 while not self.stop.is_set():
-                    batch = self.store.outbox.claim(self.issue.id, owner, self.policy.batch, self.policy.lease_seconds)
-                    if batch:
-                        for delivery in batch:
-                            if self.stop.is_set():
-                                break  # what is left of the batch is released below
-                            in_hand = delivery
-                            self._deliver(transport, delivery, sender)
-                            in_hand = None
-                    elif not self._wait_for_retry():
-                        return
-        except NewsletterError as exc:  # our setup refused (PolicyError), or a transport we cannot open
-            self._stop_with(exc, in_hand)
+                    batch = self.store.outbox.claim(self.issue.id, owner, self.batch, self.policy.lease_seconds)
+                    if not batch:
+                        if not self._wait_for_retry():
+                            return
+                        continue
+                    for delivery in batch:
+                        if self.stop.is_set():
+                            break  # what is left of the batch is released below
+                        in_hand = delivery
+                        self._deliver(transport, delivery, sender, owner)
+                        in_hand = None
+        except ConnectionFault as fault:
+            # Out of reach: no delivery is to blame, and more connections would only wait too.
+            with self.lock:
+                self.report.fault = self.report.fault or str(fault)
+            if in_hand is not None:
+                self.store.outbox.note_error(in_hand, str(fault), owner)
+            self.stop.set()
+        except NewsletterError as exc:  # our setup refused, a message too large, a full disk
+            self._stop_with(exc, in_hand, owner)
         except Exception as exc:  # a bug: stop everyone, say where, never die silently
             where = f"sending {self.issue.name}" + (f" to {in_hand.address} (delivery {in_hand.id})" if in_hand else "")
-            self._stop_with(InternalError(where, exc), in_hand)
+            self._stop_with(InternalError(where, exc), in_hand, owner)
         finally:
             try:
                 self.store.outbox.release(owner)
             except Exception as exc:  # the store itself failing: reported, the leases expire
-                self._stop_with(InternalError(f"releasing the deliveries of {self.issue.name}", exc), None)
+                self._stop_with(InternalError(f"releasing the deliveries of {self.issue.name}", exc), None, owner)
 
-    def _stop_with(self, error: NewsletterError, delivery: Delivery | None) -> None:
+    def _stop_with(self, error: NewsletterError, delivery: Delivery | None, owner: str) -> None:
         with self.lock:
             if self.fatal is None:
                 self.fatal = error
         self.stop.set()
         if delivery is not None:
             try:
-                self.store.outbox.note_error(delivery, " ".join(error.lines()))
+                self.store.outbox.note_error(delivery, " ".join(error.lines()), owner)
             except Exception:  # noqa: BLE001  the first error is the one to report
                 pass
 
@@ -166,10 +234,14 @@ class Dispatcher:
         wait = max(0.0, (due - utcnow()).total_seconds())
         if wait > self.policy.wait_for_retries:
             return False
+        if self.notice is not None and due != self.announced:
+            self.announced = due
+            at = due.replace(tzinfo=UTC).astimezone().strftime("%H:%M:%S")
+            self.notice(f"waiting for a retry: the next try is at {at} (in {wait:.0f} s)")
         self.stop.wait(min(IDLE_POLL, wait) or 0.01)
         return True
 
-    def _deliver(self, transport: Transport, delivery: Delivery, sender_name: str) -> None:
+    def _deliver(self, transport: Transport, delivery: Delivery, sender_name: str, owner: str) -> None:
         mid = delivery.message_id or message_id(self.issue, delivery.id, self.site)
         token = unsubscribe_token(self.signing_key, delivery.subscription_id)
         recipient = Mailbox(delivery.name, delivery.address)
@@ -178,8 +250,9 @@ class Dispatcher:
         except NewsletterError as exc:
             # A row stored before names were checked at the door: nothing the server or the
             # reader did, so it fails for good without counting as a bounce.
-            self.store.outbox.mark_failed(delivery, f"cannot address the message: {exc}", mid, None)
-            self._count(failed=1, error=f"{delivery.address}: cannot address the message: {exc}")
+            why = f"cannot address the message: {exc}"
+            self._counted(delivery, self.store.outbox.mark_failed(delivery, why, mid, None, owner) is not None,
+                          failed=1, error=f"{delivery.address}: {why}")
             return
         sender = f"bounce+{delivery.id}@{self.site.domain}" if self.policy.verp else self.sender
         self.limiter.wait(self.stop)
@@ -189,43 +262,96 @@ class Dispatcher:
             try:
                 transport.send(sender, delivery.address, raw, dot_safe=self.prepared.dot_safe)
             except TransientError as exc:
-                if exc.code is not None:
+                if exc.code is not None or isinstance(exc, (UncertainError, ConnectionFault)):
                     raise
-                # The connection dropped: once more, on a new one.
+                # The connection dropped before the message was complete: it cannot have been
+                # delivered, so once more at once, on a new connection.
                 transport.send(sender, delivery.address, raw, dot_safe=self.prepared.dot_safe)
-        except PolicyError:
+        except ConnectionFault:
+            with self.lock:
+                self.report.attempted -= 1  # it never reached a server that would talk
             raise
         except TransientError as exc:
-            self._defer(delivery, exc, mid)
+            self._defer(delivery, exc, mid, owner)
         except PermanentError as exc:
-            bounced = self.store.outbox.mark_failed(delivery, str(exc), mid, self.policy.bounce_limit)
-            self._count(failed=1, bounced=int(bounced), error=f"{delivery.address}: {exc}")
-        except DeliveryError as exc:
-            self._defer(delivery, exc, mid)
+            if self._refuses_us(exc):
+                self._defer(delivery, exc, mid, owner)
+                return
+            bounced = self.store.outbox.mark_failed(delivery, str(exc), mid, self.policy.bounce_limit, owner)
+            self._counted(delivery, bounced is not None, failed=1, bounced=int(bool(bounced)),
+                          error=f"{delivery.address}: {exc}")
+        except DeliveryError:
+            raise  # our setup, or the message itself: the send stops, nobody is blamed
         else:
-            self.store.outbox.mark_sent(delivery, mid, sender_name)
-            self._count(sent=1)
+            self.accepted = True
+            self._counted(delivery, self.store.outbox.mark_sent(delivery, mid, owner, sender_name), sent=1)
 
-    def _defer(self, delivery: Delivery, error: DeliveryError, mid: str) -> None:
+    def _refuses_us(self, error: PermanentError) -> bool:
+        """A 5.7.x refusal of a recipient is that recipient's, once the server has taken a message
+        this run. Before that it may be the server refusing us (no relay rights): the delivery
+        waits for a retry instead of failing, and after POLICY_STREAK such refusals in a row the
+        send stops, blaming our setup and nobody's address."""
+        if error.enhanced is None or error.enhanced[1] != 7 or self.accepted:
+            return False
+        with self.lock:
+            self.refused_by_policy += 1
+            streak = self.refused_by_policy
+        if streak >= POLICY_STREAK:
+            raise PolicyError(
+                f"{streak} recipients in a row were refused by policy before any message was accepted "
+                f"(the last: {error}): the server refuses us, not them; check its relay rights, SPF and DKIM"
+            )
+        return True
+
+    def _defer(self, delivery: Delivery, error: DeliveryError, mid: str, owner: str) -> None:
+        """Tried and not delivered (or perhaps delivered, when uncertain): due again on the
+        retry schedule, or failed for good once it has been trying for `max_age`."""
+        now = utcnow()
         attempts = delivery.attempts + 1
-        if attempts >= self.policy.max_attempts:
-            self.store.outbox.mark_failed(delivery, f"gave up after {attempts} attempts: {error}", mid, None)
-            self._count(failed=1, error=f"{delivery.address}: gave up after {attempts} attempts: {error}")
+        first = delivery.first_attempt_at or now
+        policy = self.policy
+        too_old = (now - first).total_seconds() >= policy.max_age
+        too_many = policy.max_attempts is not None and attempts >= policy.max_attempts
+        if too_old or too_many:
+            span = _span((now - first).total_seconds())
+            why = f"gave up after {attempts} attempts over {span}: {error}"
+            self._counted(delivery, self.store.outbox.mark_failed(delivery, why, mid, None, owner) is not None,
+                          failed=1, error=f"{delivery.address}: {why}")
             return
-        delay = self.policy.retry_after * (2 ** (attempts - 1))
-        self.store.outbox.mark_deferred(delivery, str(error), utcnow() + timedelta(seconds=delay), mid)
-        self._count(deferred=1, done=False)
+        uncertain = isinstance(error, UncertainError)
+        retry_at = now + timedelta(seconds=retry_delay(policy, attempts))
+        marked = self.store.outbox.mark_deferred(delivery, str(error), retry_at, mid, owner, uncertain=uncertain)
+        self._counted(delivery, marked, uncertain=int(uncertain), deferred=int(not uncertain), done=False)
 
-    def _count(
-        self, sent: int = 0, failed: int = 0, deferred: int = 0, bounced: int = 0,
-        error: str | None = None, done: bool = True,
+    def _counted(
+        self, delivery: Delivery, marked: bool, sent: int = 0, failed: int = 0, deferred: int = 0, uncertain: int = 0,
+        bounced: int = 0, error: str | None = None, done: bool = True,
     ) -> None:
+        """Count one delivery's outcome, unless its mark came too late: another sender holds
+        the row now, and counting it here would count it twice."""
+        if not marked:
+            log.warning("%s: delivery %d to %s was taken over by another sender while this one waited for the "
+                        "server; not counted here", self.issue.name, delivery.id, delivery.address)
+            with self.lock:
+                self.report.lost_leases += 1
+            return
         with self.lock:
             self.report.sent += sent
             self.report.failed += failed
             self.report.deferred += deferred
+            self.report.uncertain += uncertain
             self.report.bounced += bounced
             if error:
                 self.report.errors.append(error)
         if done and self.progress:
             self.progress(1)
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.0f} hours"
+    return f"{seconds / 86400:.1f} days"

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import errno
 import mailbox
 import re
-import smtplib
 import socket
 import ssl
 from pathlib import Path
-from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Protocol, Self
+from typing import Protocol, Self
 
-from ..errors import DeliveryError, NewsletterError, PermanentError, PolicyError, TransientError, display_path
-from ..inputs.config import TransportSettings
+from ..errors import (
+    ConnectionFault, DeliveryError, MessageRejected, NewsletterError, OutOfSpace, PermanentError, PolicyError,
+    TransientError, UncertainError, display_path,
+)
+from ..inputs.config import TransportSettings, plaintext_auth_problem
 from ..inputs.endpoint import Endpoint, parse_transport_url
 from ..inputs.secrets import SMTP_PASSWORD_ENV
-
-if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
+from .smtp import Client, Lost, Phase, Refused, Reply, Unsupported
 
 CONTROL = re.compile("[\x00-\x1f\x7f]")
 POLICY_CODES = frozenset({530, 535, 538})  # authentication required, rejected, or needs encryption
-POLICY_REPLY = re.compile(r"5\d\d 5\.7\.\d{1,3}(?!\S)")  # RFC 3463 enhanced status 5.7.x: security or policy
 
 
 class Transport(Protocol):
@@ -90,96 +89,38 @@ class FileTransport(_Closing):
             # mailbox writes to tmp/, fsyncs, then links into new/ under a unique Maildir name.
             self._maildir.add(trace + message.replace(b"\r\n", b"\n"))
         except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise OutOfSpace(
+                    f"the disk of the Maildir {display_path(self.folder)} is full: nothing more was written; "
+                    "make room and run again to go on"
+                ) from None
             raise PolicyError(f"cannot write to the Maildir {display_path(self.folder)}: {exc.strerror}") from exc
 
 
-def _reply(code: int, text: bytes | str) -> str:
-    """The server's reply on one line: `550 5.1.1 user unknown`."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return f"{code} {' '.join(text.split())}".rstrip()
+def classify(phase: Phase, reply: Reply) -> type[DeliveryError]:
+    """What a refusal means, by the phase it came in and its enhanced code (RFC 5321, 3463).
 
-
-def _kind(code: int, reply: str) -> type[DeliveryError]:
-    """RFC 5321 and 3463: 4xx try later; 5.7.x and authentication point at us; other 5xx at the address."""
-    if 500 <= code < 600:
-        return PolicyError if code in POLICY_CODES or POLICY_REPLY.match(reply) else PermanentError
-    return TransientError  # 4xx, or a reply smtplib could not read (-1)
-
-
-def _dot_stuffed(msg: bytes) -> bytes:
-    """RFC 5321 4.5.2, with bytes.replace: smtplib's regex pass costs ~20 times as much on a
-    digest, whose inlined HTML has many lines that start with a dot."""
-    stuffed = msg.replace(b"\n.", b"\n..")
-    return b"." + stuffed if stuffed.startswith(b".") else stuffed
-
-
-class _Client(smtplib.SMTP):
-    """smtplib's client with a faster DATA, and RFC 2920 PIPELINING when the server offers it.
-
-    Pipelined, MAIL FROM, RCPT TO and DATA go out in one write and their three replies are read
-    together: two round trips a message instead of four. The replies and errors are those of
-    smtplib's own `sendmail`, so the transport handles both paths alike.
+    - 4xx, and 5.2.2 (mailbox full) or a 552 to RCPT: soft, try later.
+    - Authentication codes (530, 535, 538), and any 5xx before a transaction, to MAIL FROM,
+      or a 5.7.x after the data: our own setup (login, relay rights, sender, DKIM, SPF).
+    - A 552 or 5.3.4 to MAIL or after the data: the message is too large, for everyone.
+    - Any other 5xx to RCPT (5.7.1 included) or to the data: this recipient, for good.
     """
-
-    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
-        if not isinstance(msg, bytes):
-            return super().data(msg)
-        self.putcmd("data")
-        code, reply = self.getreply()
-        if code != 354:
-            raise smtplib.SMTPDataError(code, reply)
-        return self._content(msg)
-
-    dot_safe = False  # set per message by SmtpTransport.send
-
-    def _content(self, msg: bytes) -> tuple[int, bytes]:
-        if not self.dot_safe:
-            msg = _dot_stuffed(msg)
-        self.send(msg + (b".\r\n" if msg.endswith(b"\r\n") else b"\r\n.\r\n"))
-        return self.getreply()
-
-    def sendmail(  # type: ignore[override]
-        self, from_addr: str, to_addrs: list[str], msg: bytes, mail_options: Sequence[str] = (),
-        rcpt_options: Sequence[str] = (),
-    ) -> dict[str, tuple[int, bytes]]:
-        self.ehlo_or_helo_if_needed()
-        plain = len(to_addrs) == 1 and isinstance(msg, bytes) and "SMTPUTF8" not in mail_options
-        if not plain or not self.has_extn("pipelining"):
-            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
-        recipient = to_addrs[0]
-        options = "".join(" " + option for option in mail_options)
-        self.send(f"MAIL FROM:<{from_addr}>{options}\r\nRCPT TO:<{recipient}>\r\nDATA\r\n")
-        mail = self.getreply()
-        if mail[0] == 421:  # closing: the other replies will not come
-            raise smtplib.SMTPSenderRefused(mail[0], mail[1], from_addr)
-        rcpt = self.getreply()
-        if rcpt[0] == 421:
-            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
-        data = self.getreply()
-        if mail[0] != 250:
-            self._reset_after(data)
-            raise smtplib.SMTPSenderRefused(mail[0], mail[1], from_addr)
-        if rcpt[0] not in (250, 251):
-            self._reset_after(data)
-            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
-        if data[0] != 354:
-            self._reset_after(data)
-            raise smtplib.SMTPDataError(*data)
-        code, reply = self._content(msg)
-        if code != 250:
-            raise smtplib.SMTPDataError(code, reply)
-        return {}
-
-    def _reset_after(self, data: tuple[int, bytes]) -> None:
-        """A server that said 354 to DATA despite a refusal waits for a message: end it empty."""
-        if data[0] == 354:
-            self.send(b".\r\n")
-            self.getreply()
-
-
-class _TlsClient(_Client, smtplib.SMTP_SSL):
-    pass
+    code, enhanced = reply.code, reply.enhanced
+    if code < 500:
+        return TransientError
+    if enhanced is not None and enhanced[1:] == (2, 2) or (code == 552 and phase == "rcpt"):
+        return TransientError
+    if code in POLICY_CODES or phase in ("connect", "greeting", "ehlo", "starttls", "auth"):
+        return PolicyError
+    too_large = code == 552 or (enhanced is not None and enhanced[1:] == (3, 4))
+    if phase in ("mail", "data", "end_of_data") and too_large:
+        return MessageRejected
+    if phase == "mail":
+        return PolicyError  # every recipient would fail alike
+    if phase in ("data", "end_of_data") and enhanced is not None and enhanced[1] == 7:
+        return PolicyError
+    return PermanentError
 
 
 class SmtpTransport(_Closing):
@@ -198,170 +139,154 @@ class SmtpTransport(_Closing):
             )
         self._username = settings.username or endpoint.username
         self._password = password
+        problem = plaintext_auth_problem(endpoint, self._username, settings.allow_plaintext_auth)
+        if problem is not None:
+            raise PolicyError(f"{self.name}: {problem}")
         if self._username and not self._password:
             raise PolicyError(f"{self.name}: no password for user {self._username}; set {SMTP_PASSWORD_ENV}")
-        self._timeout = settings.timeout
+        self._timeouts = settings.timeouts
         self._helo = settings.helo
         self._context = _tls_context(settings.cafile) if endpoint.security != "none" else None
-        self._smtp: _Client | None = None
+        self._client: Client | None = None
 
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         _envelope_address(sender, "sender")
         _envelope_address(recipient, "recipient")
-        smtp = self._smtp or self._connect()
+        client = self._client or self._connect()
+        largest = client.max_size
+        if largest is not None and len(message) > largest:
+            raise MessageRejected(
+                f"{self.name} takes messages of at most {largest} bytes and this one is {len(message)} bytes: "
+                "nothing was sent; show fewer entries or key points, or raise the server's limit"
+            )
         options: list[str] = []
+        if largest is not None:
+            options.append(f"SIZE={len(message)}")  # RFC 1870: the server may refuse before the data
         if not (sender.isascii() and recipient.isascii()):
+            if "smtputf8" not in client.features:
+                raise PermanentError(f"{self.name} cannot take mail for {recipient}: it does not offer SMTPUTF8")
             options.append("SMTPUTF8")
-        if not message.isascii() and smtp.has_extn("8bitmime"):
+        if not message.isascii() and "8bitmime" in client.features:
             options.append("BODY=8BITMIME")
         try:
-            smtp.dot_safe = dot_safe
-            refused = smtp.sendmail(sender, [recipient], message, options)
-        except smtplib.SMTPSenderRefused as exc:
-            error = self._sender_refused(sender, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = exc.recipients.get(recipient, (-1, b"(no reply)"))
-            error = self._refused(recipient, code, _reply(code, text))
-        except smtplib.SMTPResponseException as exc:  # the DATA command or the message itself refused
-            error = self._refused(recipient, exc.smtp_code, _reply(exc.smtp_code, exc.smtp_error))
-        except smtplib.SMTPNotSupportedError as exc:
-            error = PermanentError(f"{self.name} cannot take mail for {recipient}: {exc}")
-        except OSError as exc:  # SMTPServerDisconnected, a reset, a timeout, a TLS error mid-stream
+            client.send(sender, recipient, message, options, dot_safe)
+        except Refused as refused:
+            error = self._refused(refused.phase, refused.reply, sender, recipient, len(message))
+            self._recover(error, client)
+            raise error from None
+        except Lost as lost:
             self._drop()
+            if lost.delivered_maybe:
+                raise UncertainError(
+                    f"lost the connection to {self.name} after the whole message to {recipient} went out "
+                    f"({lost.why}): it may have been delivered"
+                ) from None
+            if lost.timed_out:  # alive but silent: the next delivery would only wait as long
+                raise ConnectionFault(f"{self.name} stopped answering (at {lost.phase.replace('_', ' ')}): {lost.why}")
             raise TransientError(
-                f"lost the connection to {self.name} while sending to {recipient}: {_why(exc, self._timeout)}"
-            ) from exc
-        else:
-            if recipient not in refused:
-                return
-            code, text = refused[recipient]
-            error = self._refused(recipient, code, _reply(code, text))
-        self._recover(error)
-        raise error
+                f"lost the connection to {self.name} while sending to {recipient}: {lost.why}"
+            ) from None
 
     def close(self) -> None:
         """Say QUIT politely; never raises."""
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
-        try:
-            smtp.quit()
-        except OSError:
-            pass
-        finally:
-            smtp.close()
+        client, self._client = self._client, None
+        if client is not None:
+            client.quit()
 
-    def _refused(self, whom: str, code: int, reply: str) -> DeliveryError:
-        kind = _kind(code, reply)
-        if code == 421:
-            return TransientError(f"{self.name} closed the connection while taking {whom}: {reply}", code)
+    def _refused(self, phase: Phase, reply: Reply, sender: str, recipient: str, size: int) -> DeliveryError:
+        kind = classify(phase, reply)
+        line = reply.line
+        if reply.code == 421:
+            return TransientError(f"{self.name} closed the connection while taking {recipient}: {line}", 421)
+        if kind is MessageRejected:
+            return MessageRejected(
+                f"{self.name} refused the message ({size} bytes) as too large: {line}; nothing more is sent "
+                "and nobody is counted as bounced", reply.code,
+            )
+        if phase == "mail":
+            if kind is PolicyError:
+                return PolicyError(
+                    f"{self.name} refused the sender {sender}: {line} "
+                    "(check the digest's sender address and the server's relay rights)", reply.code,
+                )
+            return TransientError(f"{self.name} deferred the sender {sender}: {line}", reply.code)
         if kind is TransientError:
-            return TransientError(f"{self.name} deferred {whom}: {reply}", code)
+            return TransientError(f"{self.name} deferred {recipient}: {line}", reply.code)
         if kind is PolicyError:
             return PolicyError(
-                f"{self.name} refused {whom} by policy: {reply} "
-                "(check the login, relay rights, SPF and DKIM for this server)",
-                code,
+                f"{self.name} refused {recipient} by policy: {line} "
+                "(check the login, relay rights, SPF and DKIM for this server)", reply.code,
             )
-        return PermanentError(f"{self.name} refused {whom}: {reply}", code)
+        return PermanentError(f"{self.name} refused {recipient}: {line}", reply.code, reply.enhanced)
 
-    def _sender_refused(self, sender: str, code: int, reply: str) -> DeliveryError:
-        if _kind(code, reply) is PermanentError:  # every recipient would fail alike: our setup is wrong
-            return PolicyError(
-                f"{self.name} refused the sender {sender}: {reply} "
-                "(check the digest's sender address and the server's relay rights)",
-                code,
-            )
-        return self._refused(f"the sender {sender}", code, reply)
-
-    def _recover(self, error: DeliveryError) -> None:
+    def _recover(self, error: DeliveryError, client: Client) -> None:
         """Leave the connection ready for the next message, or closed if it cannot be."""
-        smtp = self._smtp
-        if error.code == 421 or smtp is None or smtp.sock is None:
-            self._drop()
-            return
-        try:
-            code, _ = smtp.rset()
-        except OSError:
-            code = -1
-        if code != 250:
+        if error.code == 421 or not client.reset():
             self._drop()
 
     def _drop(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is not None:
-            smtp.close()
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
-    def _connect(self) -> _Client:
+    def _connect(self) -> Client:
         endpoint = self.endpoint
         if self._helo is None:
             self._helo = socket.getfqdn()  # once per transport, not per connection: it may ask DNS
-        # Host and port go to the constructor, which connects: smtplib only keeps the host name
-        # that TLS checks the certificate against when it is given there, not to connect().
+        client = Client(endpoint.host, endpoint.port, self._helo, self._timeouts,
+                        tls_at_once=endpoint.security == "ssl", context=self._context)
         try:
-            if endpoint.security == "ssl":
-                smtp: _Client = _TlsClient(
-                    endpoint.host, endpoint.port, self._helo, timeout=self._timeout, context=self._context
-                )
-            else:
-                smtp = _Client(endpoint.host, endpoint.port, self._helo, timeout=self._timeout)
-        except OSError as exc:
-            raise self._setup_error("connect to", exc) from exc
-        try:
-            step = "greet"
-            smtp.ehlo_or_helo_if_needed()
+            client.open()
             if endpoint.security == "starttls":
-                step = "start TLS with"
-                smtp.starttls(context=self._context)
-                smtp.ehlo_or_helo_if_needed()  # RFC 3207: forget what the server said before TLS
+                client.starttls()
             if self._username:
-                step = "log in to"
-                smtp.login(self._username, self._password or "")
-        except OSError as exc:
-            smtp.close()
-            raise self._setup_error(step, exc) from exc
-        self._smtp = smtp
-        return smtp
+                client.login(self._username, self._password or "")
+        except (Refused, Lost, Unsupported) as exc:
+            client.close()
+            raise self._setup_error(exc) from None
+        self._client = client
+        return client
 
-    def _setup_error(self, step: str, exc: OSError) -> DeliveryError:
-        where = f"cannot {step} {self.name}"
-        handshake = step == "start TLS with" or (step == "connect to" and self.endpoint.security == "ssl")
-        if isinstance(exc, smtplib.SMTPAuthenticationError):
+    def _setup_error(self, exc: Refused | Lost | Unsupported) -> DeliveryError:
+        if isinstance(exc, Unsupported):
+            step = "log in to" if "login" in str(exc) or "AUTH" in str(exc) else "start TLS with"
+            where = f"cannot {step} {self.name}"
+            if step == "log in to" and self.endpoint.security == "none":
+                return PolicyError(f"{where}: {exc} without TLS; use smtps:// or smtp+starttls://, or drop the username")
+            if step == "log in to":
+                return PolicyError(f"{where}: {exc}; or drop the username")
+            return PolicyError(f"{where}: {exc}; use smtps:// or plain smtp://")
+        steps = {"connect": "connect to", "greeting": "connect to", "ehlo": "greet", "starttls": "start TLS with",
+                 "auth": "log in to"}
+        where = f"cannot {steps.get(exc.phase, 'talk to')} {self.name}"
+        if isinstance(exc, Refused):
+            line = exc.reply.line
+            if exc.phase == "auth":
+                return PolicyError(
+                    f"{where}: the server refused user {self._username}: {line} "
+                    f"(check the username and {SMTP_PASSWORD_ENV})", exc.reply.code,
+                )
+            if exc.reply.code < 500:
+                return ConnectionFault(f"{where}: {line}", exc.reply.code)
+            return PolicyError(f"{where}: the server refused us: {line}", exc.reply.code)
+        error = exc.error
+        if isinstance(error, ssl.SSLCertVerificationError):
             return PolicyError(
-                f"{where}: the server refused user {self._username}: {_reply(exc.smtp_code, exc.smtp_error)} "
-                f"(check the username and {SMTP_PASSWORD_ENV})",
-                exc.smtp_code,
-            )
-        if isinstance(exc, smtplib.SMTPResponseException):  # a refused greeting, EHLO or STARTTLS
-            reply = _reply(exc.smtp_code, exc.smtp_error)
-            if _kind(exc.smtp_code, reply) is TransientError:
-                return TransientError(f"{where}: {reply}", exc.smtp_code)
-            return PolicyError(f"{where}: the server refused us: {reply}", exc.smtp_code)
-        if isinstance(exc, smtplib.SMTPNotSupportedError) and step == "log in to":
-            before_tls = " without TLS; use smtps:// or smtp+starttls://," if self.endpoint.security == "none" else ";"
-            return PolicyError(f"{where}: the server offers no login (AUTH){before_tls} or drop the username")
-        if isinstance(exc, smtplib.SMTPNotSupportedError):
-            return PolicyError(f"{where}: the server does not offer STARTTLS; use smtps:// or plain smtp://")
-        if type(exc) is smtplib.SMTPException and step == "log in to":
-            return PolicyError(f"{where}: {exc} (the server offers no login method smtplib knows)")
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            return PolicyError(
-                f"{where}: its certificate is not trusted ({exc.verify_message}); "
+                f"{where}: its certificate is not trusted ({error.verify_message}); "
                 "fix the server's certificate or name its CA in cafile"
             )
-        if isinstance(exc, ssl.SSLError) and handshake:
+        handshake = exc.phase == "starttls" or (exc.phase == "connect" and self.endpoint.security == "ssl")
+        if isinstance(error, ssl.SSLError) and handshake:
             return PolicyError(
-                f"{where}: the TLS handshake failed ({exc.reason or exc}); smtps:// expects TLS from the "
+                f"{where}: the TLS handshake failed ({error.reason or error}); smtps:// expects TLS from the "
                 "first byte (usually port 465), smtp+starttls:// upgrades a plain connection (usually 587)"
             )
-        if isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_NONAME:
+        if isinstance(error, socket.gaierror) and error.errno == socket.EAI_NONAME:
             return PolicyError(f"{where}: unknown host {self.endpoint.host}; check the transport URL")
-        if step == "connect to" and self.endpoint.security != "ssl" and _timed_out(exc):
+        if exc.phase == "greeting" and exc.timed_out and self.endpoint.security != "ssl":
             # A server that wants TLS from the first byte waits for us as silently as we wait for it.
-            return TransientError(
-                f"{where}: no greeting within {self._timeout:g} s; if it expects TLS at once, use smtps://"
-            )
-        return TransientError(f"{where}: {_why(exc, self._timeout)}")
+            return ConnectionFault(f"{where}: {exc.why}; if it expects TLS at once, use smtps://")
+        return ConnectionFault(f"{where}: {exc.why}")
 
 
 def _tls_context(cafile: str | None) -> ssl.SSLContext:
@@ -374,16 +299,3 @@ def _tls_context(cafile: str | None) -> ssl.SSLContext:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             raise PolicyError(f"cannot read the CA file {cafile}: {why}") from exc
     return context
-
-
-def _timed_out(exc: BaseException) -> bool:
-    # smtplib reports a read timeout as SMTPServerDisconnected raised while handling TimeoutError.
-    return isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError)
-
-
-def _why(exc: OSError, timeout: float) -> str:
-    if _timed_out(exc):
-        return f"no reply within {timeout:g} s (timed out)"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the server running and listening on that port?)"
-    return exc.strerror or str(exc) or type(exc).__name__

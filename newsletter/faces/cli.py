@@ -27,6 +27,7 @@ from typing import IO, Any
 import click
 
 from ..compose.digest import moment, parse_as_of
+from ..delivery.dispatch import SendReport
 from ..delivery.subscribers import check_digests, export_csv, import_csv
 from ..errors import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_SOFTWARE, EXIT_TEMPFAIL, EXIT_USAGE, Exited, InternalError, Interrupted,
@@ -298,43 +299,96 @@ def _queue(config: Config, content: issues.Content, store: Store, digest: Digest
 
 def _send(config: Config, content: issues.Content, store: Store, digest: Digest, when: datetime,
           force: bool) -> NewsletterError | None:
-    """One digest's send, with a progress bar on a terminal; what its end deserves."""
-    lock = threading.Lock()
+    """One digest's send, with a progress bar on a terminal (a line every 10 s elsewhere);
+    what its end deserves."""
     with ExitStack() as cleanup:
-        bars: list[Any] = []
-
-        def started(stored: StoredIssue, pending: int) -> None:
-            if sys.stdout.isatty() and pending:
-                bar = click.progressbar(length=pending, label="sending", show_pos=True, show_eta=True)
-                bars.append(cleanup.enter_context(bar))
-
-        def progress(count: int) -> None:
-            with lock:
-                for bar in bars:
-                    bar.update(count)
-
+        progress = cleanup.enter_context(Progress(store))
         stop = cleanup.enter_context(stop_on_signals())
-        outcome = issues.send(config, content, store, digest, when, force=force, stop=stop.event, progress=progress,
-                              started=started, out_dir=config.out_dir)
-    if _opened_lines(outcome.opened) is None:
+        outcome = issues.send(
+            config, content, store, digest, when, force=force, stop=stop.event, progress=progress.advance,
+            started=progress.start, out_dir=config.out_dir, notice=progress.notice, announce=_opened_lines,
+        )
+    if isinstance(outcome.opened, issues.Skipped):
         return None
     if outcome.no_recipients:
         click.echo(f"  no active subscribers of {digest.name}: nothing queued; the next `newsletter send` "
                    "in this period sends the issue")
         return None
-    report = outcome.report
-    if report is None:
-        return None
+    return _summary(outcome.report) if outcome.report is not None else None
+
+
+def _summary(report: SendReport) -> NewsletterError | None:
+    """The line a send ends with, its errors, and the exit status it deserves."""
     rate = f" ({report.sent / report.seconds:.0f}/s)" if report.seconds and report.sent else ""
+    extra = [f"{report.uncertain} uncertain (sent, no answer: tried again later)"] if report.uncertain else []
+    if report.bounced:
+        extra.append(f"{report.bounced} addresses marked bounced")
     click.echo(
         f"  {report.sent} sent, {report.failed} failed, {report.deferred} deferred, "
-        f"{report.remaining} left{rate}" + (f", {report.bounced} addresses marked bounced" if report.bounced else "")
+        f"{report.remaining} left{rate}" + "".join(f", {part}" for part in extra)
     )
     for error in report.errors[:10]:
         click.echo(f"  {error}", err=True)
     if len(report.errors) > 10:
         click.echo(f"  ... and {len(report.errors) - 10} more: see `newsletter status {report.issue}`", err=True)
     return issues.outcome_error(report)
+
+
+class Progress:
+    """How a send shows it is alive: a bar on a terminal, else a line on stderr every 10 s
+    (from the store, so it counts every sender of the issue), and each wait for a retry."""
+
+    EVERY = 10.0
+
+    def __init__(self, store: Store, issues_to_watch: list[StoredIssue] | None = None) -> None:
+        self.store = store
+        self.watched = list(issues_to_watch or [])
+        self.tty = sys.stdout.isatty()
+        self.bar: Any = None
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.ticker: threading.Thread | None = None
+
+    def __enter__(self) -> Progress:
+        if self.watched:  # issues other processes send (`--workers`): a line every 10 s, terminal or not
+            self._tick_from_now()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        if self.ticker is not None:
+            self.ticker.join()
+        if self.bar is not None:
+            self.bar.render_finish()
+
+    def start(self, stored: StoredIssue, pending: int) -> None:
+        if self.tty and pending:
+            self.bar = click.progressbar(length=pending, label="sending", show_pos=True, show_eta=True)
+            self.bar.render_progress()
+        elif not self.tty:
+            self.watched.append(stored)
+            self._tick_from_now()
+
+    def advance(self, count: int) -> None:
+        with self.lock:
+            if self.bar is not None:
+                self.bar.update(count)
+
+    def notice(self, text: str) -> None:
+        click.echo(f"  {text}", err=True)
+
+    def _tick_from_now(self) -> None:
+        if self.ticker is None:
+            self.ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self.ticker.start()
+
+    def _tick(self) -> None:
+        while not self.done.wait(self.EVERY):
+            for stored in list(self.watched):
+                counts = self.store.outbox.counts(stored.id)
+                left = counts["queued"] + counts["deferred"] + counts["uncertain"]
+                click.echo(f"  {stored.name}: {counts['sent']} sent, {counts['failed']} failed, "
+                           f"{counts['deferred']} deferred, {counts['uncertain']} uncertain, {left} left", err=True)
 
 
 def _run_workers(config_path: Path, count: int, transport_url: str | None, queued: list[StoredIssue],
@@ -345,7 +399,7 @@ def _run_workers(config_path: Path, count: int, transport_url: str | None, queue
         command += ["--transport", transport_url]
     started = time.monotonic()
     processes = [subprocess.Popen(command) for _ in range(count)]
-    with stop_on_signals() as stop:
+    with Store.open(config.store_url) as store, Progress(store, queued), stop_on_signals() as stop:
         while any(p.poll() is None for p in processes):
             if stop.event.is_set():
                 for process in processes:
@@ -368,15 +422,49 @@ def _run_workers(config_path: Path, count: int, transport_url: str | None, queue
     return ends
 
 
+def _named_issue(store: Store, issue_name: str | None) -> StoredIssue:
+    stored = store.issues.by_name(issue_name) if issue_name else store.issues.latest()
+    if stored is None:
+        raise UsageError(f"no issue named {issue_name}" if issue_name else "no issue has been sent yet")
+    return stored
+
+
+@cli.command()
+@click.argument("issue_name", metavar="[ISSUE]", required=False)
+@click.option("--failed", is_flag=True, help="Also re-queue deliveries that failed for good (to readers still subscribed).")
+@click.option("--transport", "transport_url", metavar="URL", help="Send through this transport instead of config.yaml's.")
+@pass_session
+def retry(session: Session, issue_name: str | None, failed: bool, transport_url: str | None) -> None:
+    """Try an issue's deferred and uncertain deliveries now (with --failed, its failed ones too),
+    keeping their Message-IDs, and send them."""
+    config = session.config.with_transport(transport_url)
+    signing_key(config)
+    with session.store() as store:
+        stored = _named_issue(store, issue_name)
+        requeued = issues.retry(store, stored, failed)
+        for address, state, error in requeued:
+            click.echo(f"  {address} ({state}): {error or 'no reply recorded'}")
+        click.echo(f"{stored.name}: {len(requeued)} deliveries to try again")
+        if not requeued:
+            return
+        with ExitStack() as cleanup:
+            progress = cleanup.enter_context(Progress(store))
+            stop = cleanup.enter_context(stop_on_signals())
+            fresh = store.issues.by_id(stored.id) or stored
+            report = issues.deliver(config, store, fresh, stop=stop.event, progress=progress.advance,
+                                    started=progress.start, notice=progress.notice)
+    end = _summary(report)
+    if end is not None:
+        raise end
+
+
 @cli.command()
 @click.argument("issue_name", metavar="[ISSUE]", required=False)
 @pass_session
 def status(session: Session, issue_name: str | None) -> None:
     """Show deliveries per status and the last errors of an issue (default: the latest)."""
     with session.store() as store:
-        stored = store.issues.by_name(issue_name) if issue_name else store.issues.latest()
-        if stored is None:
-            raise UsageError(f"no issue named {issue_name}" if issue_name else "no issue has been sent yet")
+        stored = _named_issue(store, issue_name)
         counts = store.outbox.counts(stored.id)
         click.echo(f"{stored.name}: {stored.subject} ({stored.life.label})")
         click.echo("  " + "  ".join(f"{name} {count}" for name, count in counts.items()))

@@ -106,6 +106,10 @@ class Runner:
         """Start the scheduler and wait for `stop`; the fire in progress ends cleanly."""
         self.start_up()
         scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._resume_due, "interval", seconds=self.config.run.retry_every, id="retries", name="retries",
+            coalesce=True, max_instances=1,
+        )
         for digest in self.scheduled:
             schedule = trigger(digest.schedule or "", digest.timezone)
             scheduler.add_job(
@@ -122,6 +126,21 @@ class Runner:
             log.info("stopping: finishing the message in flight")
             scheduler.shutdown(wait=True)
             log.info("stopped")
+
+    def _resume_due(self) -> None:
+        """Every `run.retry_every`: send what has come due of the issues still sending
+        (deferred deliveries whose time came, a relay back after an outage)."""
+        if self.stop.is_set():
+            return
+        with Store.open(self.config.store_url) as store:
+            for stored in store.issues.unfinished():
+                if self.stop.is_set() or not store.outbox.due(stored.id):
+                    continue
+                digest = next((d for d in self.config.digests if d.name == stored.digest), None)
+                if digest is None:
+                    continue  # a digest no longer in the config: `newsletter send` with its config sends it
+                log.info("retrying %s: %d deliveries due", stored.name, store.outbox.due(stored.id))
+                self._guarded(digest, partial(self._deliver, store, stored))
 
     def _scheduled(self, digest_name: str, schedule: Schedule) -> None:
         fire = last_fire(schedule, datetime.now(UTC))  # APScheduler does not pass the scheduled time

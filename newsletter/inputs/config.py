@@ -78,14 +78,35 @@ class Dkim:
 
 
 @dataclass(frozen=True)
+class Timeouts:
+    """Seconds to wait, per phase of an SMTP session: RFC 5321 section 4.5.3.2's minimums.
+
+    Each is a deadline for the whole reply, not for each byte, so a server cannot hold a
+    connection by trickling its answer."""
+
+    connect: float = 30.0  # the TCP (and TLS) connection
+    greeting: float = 300.0
+    command: float = 300.0  # EHLO, STARTTLS, AUTH, MAIL, RCPT, RSET
+    data: float = 120.0  # the reply to DATA
+    block: float = 180.0  # each block of the message going out
+    end_of_data: float = 600.0  # the reply to the final dot: the server may be delivering
+
+    @classmethod
+    def all(cls, seconds: float) -> Timeouts:
+        """The same limit everywhere (tests, and relays on loopback)."""
+        return cls(seconds, seconds, seconds, seconds, seconds, seconds)
+
+
+@dataclass(frozen=True)
 class TransportSettings:
     """Where messages go and how to reach it; the password comes from Secrets, never a file."""
 
     url: str  # file:DIR, smtp://HOST:PORT, smtps://HOST:PORT or smtp+starttls://HOST:PORT
     username: str | None = None
-    timeout: float = 30.0
+    timeouts: Timeouts = Timeouts()
     cafile: str | None = None  # an extra CA to trust for the server's certificate
-    helo: str | None = None  # the EHLO name; default the local FQDN, as smtplib does
+    helo: str | None = None  # the EHLO name; default the local FQDN
+    allow_plaintext_auth: bool = False  # a password over smtp:// in clear (a relay on loopback only)
 
 
 @dataclass(frozen=True)
@@ -94,8 +115,10 @@ class Policy:
 
     rate: float = 0.0  # messages per second over all connections; 0 means no limit
     connections: int = 1
-    max_attempts: int = 5
     retry_after: float = 60.0  # seconds before the first retry of a deferred delivery; doubles
+    retry_max: float = 3600.0  # the longest wait between two tries
+    max_age: float = 3 * 86400.0  # seconds after its first try a deferred delivery is given up
+    max_attempts: int | None = None  # an optional cap on tries, besides max_age
     bounce_limit: int = 3  # permanent failures in a row before an address is marked bounced
     lease_seconds: float = 300.0  # how long a sender holds the deliveries it took
     verp: bool = False  # envelope sender bounce+ID@domain, to match late bounces to deliveries
@@ -120,6 +143,7 @@ class Run:
 
     misfire_grace: float = 3600.0  # seconds a missed fire may be late and still run
     log_level: str = "INFO"
+    retry_every: float = 60.0  # seconds between looks for deferred deliveries that are due
 
 
 @dataclass(frozen=True)
@@ -188,8 +212,11 @@ class Config:
         """This config with `--transport URL` in place of delivery.transport, checked."""
         if url is None:
             return self
-        self.endpoint(url)
-        return replace(self, delivery=replace(self.delivery, transport=replace(self.delivery.transport, url=url)))
+        settings = self.delivery.transport
+        problem = plaintext_auth_problem(self.endpoint(url), settings.username, settings.allow_plaintext_auth)
+        if problem is not None:
+            raise UsageError(f"--transport {url}: {problem}")
+        return replace(self, delivery=replace(self.delivery, transport=replace(settings, url=url)))
 
 
 TOP_KEYS = (
@@ -197,9 +224,11 @@ TOP_KEYS = (
     "ingest",
 )
 DELIVERY_KEYS = (
-    "transport", "username", "timeout", "rate", "connections", "max_attempts", "retry_after",
-    "bounce_limit", "lease_seconds", "verp", "dkim",
+    "transport", "username", "allow_plaintext_auth", "timeouts", "rate", "connections", "retry_after",
+    "retry_max", "max_age", "max_attempts", "bounce_limit", "lease_seconds", "verp", "dkim",
 )
+TIMEOUT_KEYS = ("connect", "greeting", "command", "data", "block", "end_of_data")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DIGEST_KEYS = (
     "title", "description", "tags", "language", "period", "timezone",
     "entries", "lookback_days", "sender", "reply_to", "subject", "schedule", "on_schedule", "when_nothing_new",
@@ -318,10 +347,11 @@ def _web(value: Value | None) -> Web | None:
 
 
 def _run(value: Value | None, environ: EnvironMapping[str, str]) -> Run | None:
-    fields = value.mapping(("misfire_grace", "log_level")) if value else None
+    fields = value.mapping(("misfire_grace", "log_level", "retry_every")) if value else None
     if value is not None and fields is None:
         return None
     grace = _decimal(fields, "misfire_grace", Run.misfire_grace, 0) if fields else Run.misfire_grace
+    every = _duration(fields, "retry_every", Run.retry_every, 1) if fields else Run.retry_every
     level = (fields.text("log_level", Run.log_level) if fields else Run.log_level) or ""
     if fields and level.upper() not in LOG_LEVELS:
         _error(fields, "log_level", f"'{level}' is not one of {', '.join(LOG_LEVELS)}")
@@ -329,9 +359,9 @@ def _run(value: Value | None, environ: EnvironMapping[str, str]) -> Run | None:
     override = environ.get(LOG_LEVEL_ENV)
     if override and override.upper() not in LOG_LEVELS:
         raise UsageError(f"{LOG_LEVEL_ENV}={override} is not one of {', '.join(LOG_LEVELS)}")
-    if grace is None or (fields is not None and not fields.ok):
+    if grace is None or every is None or (fields is not None and not fields.ok):
         return None
-    return Run(misfire_grace=grace, log_level=(override or level).upper())
+    return Run(misfire_grace=grace, log_level=(override or level).upper(), retry_every=every)
 
 
 def _store_url(value: Value | None, base: Path) -> str | None:
@@ -353,32 +383,88 @@ def _delivery(value: Value | None, site: Site | None, base: Path) -> Delivery | 
         return None
     transport = _transport_url(fields.get("transport"), default_url, base)
     username = _header_text(fields.get("username"))
+    plaintext_value = fields.get("allow_plaintext_auth")
+    plaintext = plaintext_value.boolean() if plaintext_value else False
+    timeouts = _timeouts(fields.get("timeouts"))
     dkim = _dkim(fields.get("dkim"), site)
     defaults = Policy()
     numbers = {
-        "timeout": _decimal(fields, "timeout", TransportSettings.timeout, 0.1),
         "rate": _decimal(fields, "rate", defaults.rate, 0),
-        "retry_after": _decimal(fields, "retry_after", defaults.retry_after, 0),
-        "lease_seconds": _decimal(fields, "lease_seconds", defaults.lease_seconds, 1),
+        "retry_after": _duration(fields, "retry_after", defaults.retry_after),
+        "retry_max": _duration(fields, "retry_max", defaults.retry_max),
+        "max_age": _duration(fields, "max_age", defaults.max_age),
+        "lease_seconds": _duration(fields, "lease_seconds", defaults.lease_seconds, 1),
     }
     counts = {
         "connections": _number(fields, "connections", defaults.connections, 1),
-        "max_attempts": _number(fields, "max_attempts", defaults.max_attempts, 1),
         "bounce_limit": _number(fields, "bounce_limit", defaults.bounce_limit, 1),
     }
+    max_attempts = _number(fields, "max_attempts", None, 1)
     verp_value = fields.get("verp")
     verp = verp_value.boolean() if verp_value else False
-    if transport is None or verp is None or None in numbers.values() or None in counts.values():
+    if transport is None or verp is None or plaintext is None or timeouts is None:
+        return None
+    if None in numbers.values() or None in counts.values() or ("max_attempts" in fields and max_attempts is None):
         return None
     if not fields.ok or ("dkim" in fields and dkim is None):
         return None
+    problem = plaintext_auth_problem(parse_transport_url(transport, base), username, plaintext)
+    if problem is not None:
+        _error(fields, "username", problem)
+        return None
     policy = Policy(
         rate=float(numbers["rate"] or 0), retry_after=float(numbers["retry_after"] or 0),
+        retry_max=float(numbers["retry_max"] or 0), max_age=float(numbers["max_age"] or 0),
         lease_seconds=float(numbers["lease_seconds"] or 0), connections=int(counts["connections"] or 0),
-        max_attempts=int(counts["max_attempts"] or 0), bounce_limit=int(counts["bounce_limit"] or 0), verp=verp,
+        max_attempts=max_attempts, bounce_limit=int(counts["bounce_limit"] or 0), verp=verp,
     )
-    settings = TransportSettings(transport, username=username, timeout=float(numbers["timeout"] or 0))
+    settings = TransportSettings(transport, username=username, timeouts=timeouts, allow_plaintext_auth=plaintext)
     return Delivery(settings, policy, dkim)
+
+
+def plaintext_auth_problem(endpoint: Endpoint, username: str | None, allowed: bool) -> str | None:
+    """Why these settings would send a password in clear, or None. The one home of the rule:
+    config, `--transport` and the SMTP transport itself all ask here."""
+    username = username or endpoint.username
+    if endpoint.kind != "smtp" or endpoint.security != "none" or not username or allowed:
+        return None
+    return (
+        f"a login over {endpoint.name} would send the password in clear: use smtps:// or smtp+starttls://, "
+        "or set delivery.allow_plaintext_auth: true for a relay on this machine's loopback"
+    )
+
+
+def _timeouts(value: Value | None) -> Timeouts | None:
+    if value is None:
+        return Timeouts()
+    fields = value.mapping(TIMEOUT_KEYS)
+    if fields is None:
+        return None
+    defaults = Timeouts()
+    found = {key: _duration(fields, key, getattr(defaults, key), 0.01) for key in TIMEOUT_KEYS}
+    if None in found.values() or not fields.ok:
+        return None
+    return Timeouts(**{key: float(seconds or 0) for key, seconds in found.items()})
+
+
+def _duration(fields: Mapping, key: str, default: float, minimum: float = 0) -> float | None:
+    """Seconds, written as a number or with a unit: `90`, `90s`, `15m`, `4h`, `3d`."""
+    value = fields.get(key)
+    if value is None:
+        return default
+    raw = value.text()
+    if raw is None:
+        return None
+    number, unit = (raw[:-1], raw[-1]) if raw[-1:] in DURATION_UNITS else (raw, "s")
+    try:
+        seconds = float(number) * DURATION_UNITS[unit]
+    except ValueError:
+        value.error(f"expected seconds or a duration such as 90, 15m, 4h or 3d, found '{raw}'")
+        return None
+    if seconds < minimum or seconds != seconds:
+        value.error(f"must be at least {minimum:g} seconds, found {raw}")
+        return None
+    return seconds
 
 
 def _transport_url(value: Value | None, default: str, base: Path) -> str | None:

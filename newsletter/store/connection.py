@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -10,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from ..errors import StoreError
+from ..errors import OutOfSpace, StoreError
 from .migrations import migrate
 
 
@@ -51,6 +52,22 @@ def _mark_options(url: str) -> dict[str, Any]:
     if url.startswith("postgresql"):
         return {"connect_args": {"options": "-c synchronous_commit=off"}}
     return {}
+
+
+def _disk_full(context: sa.engine.ExceptionContext) -> None:
+    """A full disk, from either database, is one error the faces know (SQLAlchemy raises what
+    this hook raises in place of its own)."""
+    original = context.original_exception
+    full = (
+        "database or disk is full" in str(original)
+        or getattr(original, "sqlstate", None) == "53100"  # PostgreSQL's disk_full
+        or (isinstance(original, OSError) and original.errno in (errno.ENOSPC, errno.EDQUOT))
+    )
+    if full:
+        raise OutOfSpace(
+            "the disk of the store is full: the last change was not written (nothing recorded is lost); "
+            "make room and run again to go on"
+        ) from None
 
 
 def safe_url(url: str) -> str:
@@ -94,6 +111,8 @@ class Database:
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             sa.event.listen(autocommit, "connect", _sqlite_pragmas)
+        for each in (engine, autocommit):
+            sa.event.listen(each, "handle_error", _disk_full)
         database = cls(engine, autocommit)
         if upgrade:
             try:

@@ -134,6 +134,16 @@ class Issues:
                 .values(state=IssueState.QUEUED.value)
             ).rowcount)
 
+    def reopen(self, issue_id: int) -> None:
+        """Done -> sending again, its snapshot still frozen: deliveries were re-queued (`retry`)."""
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                issues.update()
+                .where(issues.c.id == issue_id,
+                       issues.c.state.in_((IssueState.DONE.value, IssueState.DONE_WITH_FAILURES.value)))
+                .values(state=IssueState.SENDING.value, finished_at=None)
+            )
+
     def finish(self, issue_id: int) -> StoredIssue | None:
         """Sending -> done, or done with failures, once no delivery is left; the issue as it is
         then (None while deliveries remain)."""

@@ -47,7 +47,15 @@ def _v6(conn: Connection) -> None:
     ))
 
 
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_v1, _adding(2), _adding(3), _v4, _adding(5), _v6)
+def _v7(conn: Connection) -> None:
+    """Deliveries remember their first try (those tried before take their last update)."""
+    _adding(7)(conn)
+    conn.execute(sa.text("UPDATE deliveries SET first_attempt_at = updated_at WHERE attempts > 0"))
+
+
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
+    _v1, _adding(2), _adding(3), _v4, _adding(5), _v6, _v7,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from .connection import Database
 from .records import DELIVERY_STATUSES, UNFINISHED, Delivery, IssueState, StoredIssue, WorkerProgress, utcnow
-from .schema import deliveries, issues, subscribers
+from .schema import deliveries, issues, subscribers, subscriptions
 from .subscribers import recipients
 
 # The one write made per message, as the driver's own SQL: even a text() statement costs
@@ -29,10 +29,20 @@ from .subscribers import recipients
 _MARK_SENT = (
     "UPDATE deliveries SET status = 'sent', attempts = {}, message_id = {}, sent_at = {}, updated_at = {}, "
     "last_error = NULL, next_attempt_at = NULL, lease_owner = NULL, lease_expires = NULL, sent_by = {} "
-    "WHERE id = {}"
+    "WHERE id = {} AND lease_owner = {}"
 )
 PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime in SQLite, so they compare
+
+
+def recipients_of_issue(issue_id: int) -> sa.Select[Any]:
+    """The subscriptions that still receive the digest of issue `issue_id`."""
+    digest = sa.select(issues.c.digest).where(issues.c.id == issue_id).scalar_subquery()
+    return (
+        sa.select(subscriptions.c.id)
+        .join(subscribers, subscribers.c.id == subscriptions.c.subscriber_id)
+        .where(subscriptions.c.digest == digest, subscriptions.c.status == "active", subscribers.c.status == "active")
+    )
 
 
 def lease_owner() -> str:
@@ -61,7 +71,7 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
         dialect = db.autocommit.dialect
-        self._mark_sent = _MARK_SENT.format(*[PLACEHOLDERS[dialect.paramstyle]] * 6)
+        self._mark_sent = _MARK_SENT.format(*[PLACEHOLDERS[dialect.paramstyle]] * 7)
         self._time_as_text = dialect.name == "sqlite"
 
     def queue(self, issue: StoredIssue) -> int | None:
@@ -129,7 +139,7 @@ class Outbox:
                 sa.select(
                     deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.subscription_id,
                     subscribers.c.address, subscribers.c.name, deliveries.c.attempts, deliveries.c.message_id,
-                    subscribers.c.bounces,
+                    subscribers.c.bounces, deliveries.c.first_attempt_at,
                 )
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(deliveries.c.id.in_(taken))
@@ -156,6 +166,17 @@ class Outbox:
                     .values(lease_owner=None, lease_expires=None)
                 )
 
+    def renew(self, owners: list[str], lease_seconds: float) -> int:
+        """Extend the leases these senders hold (their heartbeat); how many rows they hold."""
+        if not owners:
+            return 0
+        with self.db.engine.begin() as conn:
+            return int(conn.execute(
+                deliveries.update()
+                .where(deliveries.c.lease_owner.in_(owners), deliveries.c.status.in_(UNFINISHED))
+                .values(lease_expires=utcnow() + timedelta(seconds=lease_seconds))
+            ).rowcount)
+
     def release(self, owner: str) -> None:
         """Give back the deliveries this sender took and did not finish."""
         with self.db.engine.begin() as conn:
@@ -165,27 +186,37 @@ class Outbox:
                 .values(lease_owner=None, lease_expires=None)
             )
 
-    def mark_sent(self, delivery: Delivery, message_id: str, sent_by: str | None = None) -> None:
-        """Once per message on the hot path: the driver's SQL, one statement unless a bounce count resets."""
+    def mark_sent(self, delivery: Delivery, message_id: str, owner: str, sent_by: str | None = None) -> bool:
+        """Once per message on the hot path: the driver's SQL, one statement unless a bounce count
+        resets. Only the holder of the row's lease may mark it: False when `owner` lost it (the
+        row is another sender's now, and this mark counts for nothing)."""
         at = utcnow()
         now: datetime | str = at.strftime(SQLITE_TIME) if self._time_as_text else at
         with self.db.autocommit.connect() as conn:
-            conn.exec_driver_sql(
-                self._mark_sent, (delivery.attempts + 1, message_id, now, now, sent_by, delivery.id),
-            )
-            if delivery.bounces:
+            marked = conn.exec_driver_sql(
+                self._mark_sent, (delivery.attempts + 1, message_id, now, now, sent_by, delivery.id, owner),
+            ).rowcount
+            if marked and delivery.bounces:
                 conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))
+        return bool(marked)
 
-    def mark_deferred(self, delivery: Delivery, error: str, retry_at: datetime, message_id: str) -> None:
+    def mark_deferred(self, delivery: Delivery, error: str, retry_at: datetime, message_id: str, owner: str,
+                      uncertain: bool = False) -> bool:
+        """Tried, not delivered (or, `uncertain`, perhaps delivered): due again at `retry_at`.
+        False when `owner` no longer holds the row."""
         with self.db.engine.begin() as conn:
-            _attempted(conn, delivery, "deferred", error, message_id, retry_at, utcnow())
+            return _attempted(conn, delivery, "uncertain" if uncertain else "deferred", error, message_id,
+                              retry_at, utcnow(), owner)
 
-    def mark_failed(self, delivery: Delivery, error: str, message_id: str, bounce_limit: int | None) -> bool:
-        """A permanent failure. With `bounce_limit`, it counts towards bouncing the address;
-        returns True when this failure marked the subscriber bounced."""
+    def mark_failed(self, delivery: Delivery, error: str, message_id: str, bounce_limit: int | None,
+                    owner: str) -> bool | None:
+        """A permanent failure. With `bounce_limit`, it counts towards bouncing the address.
+        Returns True when this failure marked the subscriber bounced, None when `owner` no
+        longer holds the row (then nothing changed)."""
         now = utcnow()
         with self.db.engine.begin() as conn:
-            _attempted(conn, delivery, "failed", error, message_id, None, now)
+            if not _attempted(conn, delivery, "failed", error, message_id, None, now, owner):
+                return None
             if bounce_limit is None:
                 return False
             conn.execute(
@@ -203,13 +234,35 @@ class Outbox:
             ).rowcount
             return bool(bounced)
 
-    def note_error(self, delivery: Delivery, error: str) -> None:
-        """Record why a delivery could not be tried (our fault, not the reader's or the
-        server's): it stays due, its attempts unchanged, for the run after the fix."""
+    def note_error(self, delivery: Delivery, error: str, owner: str) -> None:
+        """Record why a delivery could not be tried (our setup, or a server out of reach, not
+        the reader): it stays due, its attempts unchanged, for the next run."""
         with self.db.engine.begin() as conn:
-            conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(
-                last_error=error[:2000], updated_at=utcnow(), lease_owner=None, lease_expires=None,
-            ))
+            conn.execute(deliveries.update().where(deliveries.c.id == delivery.id, deliveries.c.lease_owner == owner)
+                         .values(last_error=error[:2000], updated_at=utcnow(), lease_owner=None, lease_expires=None))
+
+    def requeue(self, issue_id: int, failed: bool = False) -> list[tuple[str, str, str]]:
+        """Make the issue's deferred and uncertain deliveries due now, and with `failed` those
+        that failed for good too (for readers still subscribed: an unsubscribe or a bounce is
+        honoured). Message-IDs are kept. Returns (address, status, last error) of each."""
+        wanted = ("deferred", "uncertain", "failed") if failed else ("deferred", "uncertain")
+        readers = recipients_of_issue(issue_id)
+        with self.db.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(deliveries.c.id, subscribers.c.address, deliveries.c.status, deliveries.c.last_error)
+                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .where(deliveries.c.issue_id == issue_id, deliveries.c.status.in_(wanted),
+                       deliveries.c.subscription_id.in_(readers))
+                .order_by(deliveries.c.id)
+            ).all()
+            if rows:
+                conn.execute(
+                    deliveries.update().where(deliveries.c.id.in_([r.id for r in rows])).values(
+                        status=sa.case((deliveries.c.status == "failed", "queued"), else_=deliveries.c.status),
+                        next_attempt_at=None, first_attempt_at=None, updated_at=utcnow(),
+                    )
+                )
+        return [(r.address, r.status, r.last_error or "") for r in rows]
 
     def next_retry(self, issue_id: int) -> datetime | None:
         """When the earliest deferred delivery of the issue is due, if any is waiting."""
@@ -227,6 +280,18 @@ class Outbox:
             return int(conn.execute(
                 sa.select(sa.func.count()).select_from(deliveries).where(
                     deliveries.c.issue_id == issue_id, deliveries.c.status.in_(UNFINISHED)
+                )
+            ).scalar() or 0)
+
+    def due(self, issue_id: int) -> int:
+        """Unfinished deliveries due now and held by no live lease: what a sender would take."""
+        now = utcnow()
+        with self.db.engine.connect() as conn:
+            return int(conn.execute(
+                sa.select(sa.func.count()).select_from(deliveries).where(
+                    deliveries.c.issue_id == issue_id, deliveries.c.status.in_(UNFINISHED),
+                    sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+                    sa.or_(deliveries.c.lease_expires.is_(None), deliveries.c.lease_expires < now),
                 )
             ).scalar() or 0)
 
@@ -300,10 +365,14 @@ class Outbox:
 
 
 def _attempted(conn: Connection, delivery: Delivery, status: str, error: str, message_id: str,
-               retry_at: datetime | None, now: datetime) -> None:
-    """Record an attempt that did not deliver, and give the row back."""
+               retry_at: datetime | None, now: datetime, owner: str) -> bool:
+    """Record an attempt that did not deliver, and give the row back; False (and nothing
+    changed) when `owner` no longer holds it."""
     values: dict[str, Any] = dict(
         status=status, attempts=delivery.attempts + 1, last_error=error[:2000], next_attempt_at=retry_at,
         message_id=message_id, updated_at=now, lease_owner=None, lease_expires=None,
+        first_attempt_at=delivery.first_attempt_at or now,
     )
-    conn.execute(deliveries.update().where(deliveries.c.id == delivery.id).values(**values))
+    return bool(conn.execute(
+        deliveries.update().where(deliveries.c.id == delivery.id, deliveries.c.lease_owner == owner).values(**values)
+    ).rowcount)

@@ -9,8 +9,10 @@ from enum import StrEnum
 
 SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
 SUBSCRIPTION_STATUSES = ("pending", "active", "unsubscribed")
-DELIVERY_STATUSES = ("queued", "deferred", "sent", "failed")
-UNFINISHED = ("queued", "deferred")  # deliveries still to make
+# uncertain: the whole message went out and the server's answer never came; it waits for the
+# retry schedule like a deferred one, and goes out again with the same Message-ID.
+DELIVERY_STATUSES = ("queued", "deferred", "uncertain", "sent", "failed")
+UNFINISHED = ("queued", "deferred", "uncertain")  # deliveries still to make
 
 
 def utcnow() -> datetime:
@@ -122,6 +124,7 @@ class Delivery:
     attempts: int
     message_id: str | None
     bounces: int  # the subscriber's permanent failures in a row so far
+    first_attempt_at: datetime | None = None  # naive UTC; None before the first try
 
 
 @dataclass(frozen=True)

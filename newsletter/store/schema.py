@@ -91,6 +91,8 @@ ADDED: dict[int, tuple[tuple[str, str, sa.types.TypeEngine[Any]], ...]] = {
         ("issues", "list_id", sa.String(500)), ("issues", "language", sa.String(40)),
         ("issues", "direction", sa.String(3)), ("issues", "state", sa.String(20)),
     ),
+    # When a delivery was first tried: deferred ones are given up `max_age` after it.
+    7: (("deliveries", "first_attempt_at", sa.DateTime()),),
 }
 
 # Version 4: what each news feed answered last, for conditional GETs (ETag, Last-Modified).

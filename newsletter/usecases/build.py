@@ -5,6 +5,7 @@ usecases/issues.py takes the issue from there."""
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -15,7 +16,7 @@ from ..compose.digest import Issue, compose
 from ..compose.message import build_message, check_headers, preview_message_id, unsubscribe_url
 from ..inputs.config import Digest
 from ..compose.render import UNSUBSCRIBE_URL, Rendered, Renderer
-from ..errors import StoreError, display_path
+from ..errors import OutOfSpace, StoreError, display_path
 from ..inputs.config import Config
 from ..inputs.content import Library, load_library
 from ..intake.drafts import trusted_entries
@@ -105,6 +106,8 @@ def write_files(config: Config, rendered: Rendered, as_of: datetime, out_dir: Pa
         folder.mkdir(parents=True, exist_ok=True)
         return tuple(_write_atomically(folder / name, data) for name, data in outputs.items())
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutOfSpace(f"the disk is full: cannot write the preview files in {display_path(folder)}") from None
         raise StoreError(f"cannot write the preview files in {display_path(folder)}: {exc.strerror or exc}") from None
 
 

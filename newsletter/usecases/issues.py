@@ -37,7 +37,7 @@ from .sending import TEST_SUBSCRIPTION, send_single, signer, signing_key, transp
 
 __all__ = [
     "Content", "Opened", "Outcome", "Preview", "Skipped", "compose_issue", "deliver", "open_issue", "outcome_error",
-    "preview", "rendered_of", "send", "test_copy",
+    "preview", "rendered_of", "retry", "send", "test_copy",
 ]
 
 
@@ -154,7 +154,7 @@ def _changed_since(content: Content, digest: Digest, stored: StoredIssue) -> boo
 def deliver(
     config: Config, store: Store, stored: StoredIssue, *, policy: Policy | None = None,
     stop: threading.Event | None = None, progress: Callable[[int], None] | None = None,
-    started: Callable[[StoredIssue, int], None] | None = None,
+    started: Callable[[StoredIssue, int], None] | None = None, notice: Callable[[str], None] | None = None,
 ) -> SendReport:
     """Queued -> sending -> done: drain the issue's outbox through the config's transport.
 
@@ -173,7 +173,7 @@ def deliver(
     if started is not None:
         started(current, store.outbox.pending(current.id))
     dispatcher = Dispatcher(store, current, prepared, key, transports(config), policy or config.delivery.policy,
-                            progress, stop)
+                            progress, stop, notice)
     try:
         report = dispatcher.run()
     finally:
@@ -188,13 +188,17 @@ def send(
     config: Config, content: Content, store: Store, digest: Digest, as_of: datetime, *, force: bool = False,
     queue_only: bool = False, stop: threading.Event | None = None, progress: Callable[[int], None] | None = None,
     started: Callable[[StoredIssue, int], None] | None = None, out_dir: Path | None = None,
+    notice: Callable[[str], None] | None = None, announce: Callable[[Opened | Skipped], object] | None = None,
 ) -> Outcome:
     """The whole life: opened (and its preview written to `out_dir`), queued, delivered.
 
-    `queue_only` stops after queueing, for `newsletter worker` processes to deliver."""
+    `announce` hears what opening found before anything is sent; `queue_only` stops after
+    queueing, for `newsletter worker` processes to deliver."""
     if not queue_only:
         signing_key(config)  # no key for real mail: refuse before anything is stored
     opened = open_issue(content, store, digest, as_of, force=force, out_dir=out_dir)
+    if announce is not None:
+        announce(opened)
     if isinstance(opened, Skipped):
         return Outcome(opened)
     queued = store.outbox.queue(opened.stored) if opened.stored.life is IssueState.STORED else None
@@ -203,9 +207,19 @@ def send(
     fresh = store.issues.by_id(opened.stored.id) or opened.stored
     if fresh.life in (IssueState.DONE, IssueState.DONE_WITH_FAILURES):
         return Outcome(opened, queued, SendReport(fresh.name))
-    report = deliver(config, store, fresh, stop=stop, progress=progress, started=started)
+    report = deliver(config, store, fresh, stop=stop, progress=progress, started=started, notice=notice)
     report.queued = queued or 0
     return Outcome(replace(opened, stored=fresh), queued, report)
+
+
+def retry(store: Store, stored: StoredIssue, failed: bool = False) -> list[tuple[str, str, str]]:
+    """`newsletter retry`: the issue's deferred and uncertain deliveries due now, and with
+    `failed` those failed for good too (for readers still subscribed), Message-IDs kept; a
+    done issue is sending again. Returns (address, status, last reply) of each."""
+    requeued = store.outbox.requeue(stored.id, failed)
+    if requeued:
+        store.issues.reopen(stored.id)
+    return requeued
 
 
 def outcome_error(report: SendReport) -> NewsletterError | None:
@@ -213,10 +227,18 @@ def outcome_error(report: SendReport) -> NewsletterError | None:
     name = report.issue
     if report.stopped and report.remaining:
         return Interrupted(f"stopped with {report.remaining} deliveries left: run `newsletter send` again to finish {name}")
-    if report.remaining:
+    if report.fault and report.remaining:
         return WorkLeft(
-            f"{report.remaining} deliveries of {name} not finished (deferred, or held by another sender): "
-            "run `newsletter send` again later to resume"
+            f"{report.fault}; {report.remaining} deliveries of {name} wait, none used up a try: run "
+            "`newsletter send` again later (`newsletter run` does on its own)"
+        )
+    if report.remaining:
+        when = ""
+        if report.next_retry is not None:
+            when = f"; the next try is due at {report.next_retry.replace(tzinfo=UTC).astimezone():%Y-%m-%d %H:%M:%S %Z}"
+        return WorkLeft(
+            f"{report.remaining} deliveries of {name} not finished (deferred, uncertain, or held by another "
+            f"sender){when}: run `newsletter send` again then (`newsletter run` does on its own)"
         )
     if report.failed:
         return DeliveriesFailed(f"{report.failed} deliveries of {name} failed for good: see `newsletter status {name}`")
