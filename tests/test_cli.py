@@ -254,7 +254,7 @@ def test_an_unexpected_error_in_a_sending_thread_stops_the_send_with_one_line(
     store = store_of(project)
     issue = store.issues.get("weekly", "2022-W30")
     assert issue is not None
-    assert store.outbox.last_errors(issue.id) == [
+    assert store.status.last_errors(issue.id) == [
         (addresses[2], "queued", f"internal error: sending weekly-2022-W30 to {addresses[2]} (delivery 3): "
                                  "RuntimeError: a bug")
     ]

@@ -81,7 +81,7 @@ def test_every_subscriber_gets_one_copy_over_one_connection(
     assert (report.sent, report.failed, report.remaining) == (120, 0, 0)
     assert sorted(smtp_server.recipients()) == addresses
     assert smtp_server.connections == 1
-    assert store.outbox.counts(issue.id)["sent"] == 120
+    assert store.status.counts(issue.id)["sent"] == 120
     again = run(store, prepared, smtp_server)
     assert again.sent == 0 and len(smtp_server.recipients()) == 120
 
@@ -134,7 +134,7 @@ def test_a_faulty_server_loses_no_one(store: Store, prepared: PreparedMessage, s
     assert report.deferred >= 5  # three greylisted, the 421 twice
     issue = store.issues.get("weekly", "2022-W30")
     assert issue is not None and store.outbox.pending(issue.id) == 0
-    errors = {address: error for address, _, error in store.outbox.last_errors(issue.id)}
+    errors = {address: error for address, _, error in store.status.last_errors(issue.id)}
     assert errors[rejected].endswith(f"refused {rejected}: 550 5.1.1 <{rejected}>: user unknown")
     subscriber = store.subscribers.get(rejected)
     assert subscriber is not None and subscriber.status == "bounced"  # bounce_limit 1 here
@@ -161,7 +161,7 @@ def test_a_policy_rejection_stops_the_send_and_keeps_the_rest_queued(
     with pytest.raises(PolicyError, match="5 recipients in a row were refused by policy before any message "
                                           "was accepted .*: the server refuses us, not them"):
         run(store, prepared, smtp_server)
-    counts = store.outbox.counts(issue.id)
+    counts = store.status.counts(issue.id)
     assert (counts["failed"], counts["sent"]) == (0, 0)  # our setup is wrong, not the readers
     assert counts["queued"] + counts["deferred"] == 10
     assert all(s.status == "active" for s in store.subscribers.iter())
@@ -221,7 +221,7 @@ def test_a_stop_finishes_the_message_in_flight_and_a_later_run_resumes(
 
     report = run(store, prepared, smtp_server, stop=stop, progress=progress)
     assert report.stopped and report.sent == 25 and report.remaining == 35
-    assert store.outbox.counts(issue.id) == {"queued": 35, "deferred": 0, "uncertain": 0, "sent": 25, "failed": 0}
+    assert store.status.counts(issue.id) == {"queued": 35, "deferred": 0, "uncertain": 0, "sent": 25, "failed": 0}
     rest = run(store, prepared, smtp_server)
     assert rest.sent == 35
     assert sorted(smtp_server.recipients()) == addresses

@@ -126,7 +126,7 @@ def test_queueing_writes_one_delivery_per_active_subscriber_once(store: Store) -
     assert store.outbox.queue(issue) == 4
     store.subscribers.add("late@example.org", "", ["weekly"])
     assert store.outbox.queue(issue) is None  # queued once; a later subscriber waits for the next issue
-    assert store.outbox.counts(issue.id)["queued"] == 4
+    assert store.status.counts(issue.id)["queued"] == 4
 
 
 def test_two_senders_never_claim_the_same_delivery(store: Store) -> None:
@@ -151,7 +151,7 @@ def test_two_senders_never_claim_the_same_delivery(store: Store) -> None:
         thread.join()
     everything = [d for part in claimed for d in part]
     assert len(everything) == len(set(everything)) == 200
-    assert store.outbox.counts(issue.id)["sent"] == 200
+    assert store.status.counts(issue.id)["sent"] == 200
 
 
 def test_a_lease_of_a_dead_local_process_is_taken_over_at_once(store: Store) -> None:
@@ -190,7 +190,7 @@ def test_deferred_deliveries_wait_for_their_time_and_failures_count_towards_boun
     store.outbox.mark_deferred(delivery, "451 4.3.0 try later", utcnow() + timedelta(hours=1), "<m@x>", "me:1:x")
     assert store.outbox.claim(issue.id, "me:1:x", 10, 60) == []
     assert store.outbox.next_retry(issue.id) is not None
-    assert store.outbox.last_errors(issue.id) == [("ann@example.org", "deferred", "451 4.3.0 try later")]
+    assert store.status.last_errors(issue.id) == [("ann@example.org", "deferred", "451 4.3.0 try later")]
     with store.engine.begin() as conn:
         conn.execute(sa.text("UPDATE deliveries SET next_attempt_at = NULL"))
     (delivery,) = store.outbox.claim(issue.id, "me:1:x", 10, 60)
@@ -198,7 +198,7 @@ def test_deferred_deliveries_wait_for_their_time_and_failures_count_towards_boun
     assert store.outbox.mark_failed(delivery, "550 5.1.1 user unknown", "<m@x>", 1, "me:1:x") is True
     subscriber = store.subscribers.get("ann@example.org")
     assert subscriber is not None and subscriber.status == "bounced"
-    assert store.outbox.counts(issue.id) == {"queued": 0, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 1}
+    assert store.status.counts(issue.id) == {"queued": 0, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 1}
 
 
 def test_listing_streams_in_batches(store: Store) -> None:
@@ -249,8 +249,8 @@ def test_a_sent_mark_reads_back_as_the_time_it_was_made(store: Store) -> None:
         store.outbox.mark_sent(delivery, f"<{delivery.id}@x>", "me:1:x", "me:1")
     with store.db.engine.connect() as conn:
         sent = conn.execute(sa.text("SELECT sent_at FROM deliveries")).scalars().all()
-    assert store.outbox.counts(issue.id)["sent"] == 3
-    (progress,) = store.outbox.progress(issue.id)
+    assert store.status.counts(issue.id)["sent"] == 3
+    (progress,) = store.status.progress(issue.id)
     assert (progress.worker, progress.sent) == ("me:1", 3)
     assert progress.last_sent is not None and before <= progress.last_sent <= utcnow()
     assert len(sent) == 3

@@ -183,7 +183,7 @@ class Dispatcher:
         sender = owner.rsplit(":", 1)[0]  # host:pid, for progress per worker
         in_hand: Delivery | None = None
         try:
-            with self.open_transport() as transport:
+            with self.open_transport() as transport, self.store.outbox.sending():
                 while not self.stop.is_set():
                     batch = self.store.outbox.claim(self.issue.id, owner, self.batch, self.policy.lease_seconds)
                     if not batch:

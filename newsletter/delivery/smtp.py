@@ -14,8 +14,7 @@ import re
 import socket
 import ssl
 import time
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..inputs.config import Timeouts
 
@@ -25,8 +24,7 @@ BLOCK = 64 * 1024  # the message goes out in blocks, each within `Timeouts.block
 ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?!\S)")
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(NamedTuple):
     code: int
     text: str  # every line's text, joined with spaces
 
@@ -93,7 +91,6 @@ class Client:
         self.features: dict[str, str] = {}
         self.sock: socket.socket | None = None
         self._buffer = bytearray()
-        self._last_lines: list[str] = []  # the lines of the last reply (EHLO's list the extensions)
 
     # --- the session -------------------------------------------------------------------------
 
@@ -162,29 +159,37 @@ class Client:
         timeouts = self.timeouts
         if "pipelining" in self.features:
             self._write("mail", mail + rcpt + b"DATA\r\n", timeouts.command)
-            replies = [self._reply("mail", timeouts.command)]
-            if replies[0].code != 421:  # closing: the other replies will not come
-                replies.append(self._reply("rcpt", timeouts.command))
-                if replies[1].code != 421:
-                    replies.append(self._reply("data", timeouts.data))
-            for phase, reply, wanted in zip(("mail", "rcpt", "data"), replies, ((250,), (250, 251), (354,))):
-                if reply.code not in wanted:
-                    if replies[-1].code == 354:  # it waits for a message despite the refusal: end it empty
-                        self._write("data", b".\r\n", timeouts.block)
-                        self._reply("end_of_data", timeouts.end_of_data)
-                    raise Refused(phase, reply)  # type: ignore[arg-type]
+            to_mail = self._reply("mail", timeouts.command)
+            to_rcpt = self._reply("rcpt", timeouts.command) if to_mail.code != 421 else None
+            to_data = self._reply("data", timeouts.data) if to_rcpt is not None and to_rcpt.code != 421 else None
+            if to_mail.code != 250 or to_rcpt is None or to_rcpt.code not in (250, 251) or to_data is None \
+                    or to_data.code != 354:
+                if to_data is not None and to_data.code == 354:  # it waits for a message despite a refusal
+                    self._write("data", b".\r\n", timeouts.block)
+                    self._reply("end_of_data", timeouts.end_of_data)
+                if to_mail.code != 250:
+                    raise Refused("mail", to_mail)
+                if to_rcpt is None or to_rcpt.code not in (250, 251):
+                    raise Refused("rcpt", to_rcpt or to_mail)
+                raise Refused("data", to_data or to_rcpt)
         else:
-            for phase, line, wanted, timeout in (
-                ("mail", mail, (250,), timeouts.command), ("rcpt", rcpt, (250, 251), timeouts.command),
-                ("data", b"DATA\r\n", (354,), timeouts.data),
-            ):
-                reply = self._command(phase, line, timeout)  # type: ignore[arg-type]
-                if reply.code not in wanted:
-                    raise Refused(phase, reply)  # type: ignore[arg-type]
+            reply = self._command("mail", mail, timeouts.command)
+            if reply.code != 250:
+                raise Refused("mail", reply)
+            reply = self._command("rcpt", rcpt, timeouts.command)
+            if reply.code not in (250, 251):
+                raise Refused("rcpt", reply)
+            reply = self._command("data", b"DATA\r\n", timeouts.data)
+            if reply.code != 354:
+                raise Refused("data", reply)
         body = message if dot_safe else dot_stuffed(message)
         body += b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"
-        for start in range(0, len(body), BLOCK):
-            self._write("content", body[start:start + BLOCK], timeouts.block)
+        if len(body) <= BLOCK:
+            self._write("content", body, timeouts.block)
+        else:
+            view = memoryview(body)
+            for start in range(0, len(body), BLOCK):
+                self._write("content", view[start:start + BLOCK], timeouts.block)
         try:
             final = self._reply("end_of_data", timeouts.end_of_data)
         except Lost as lost:
@@ -228,7 +233,7 @@ class Client:
     # --- the wire ------------------------------------------------------------------------------
 
     def _hello(self) -> None:
-        reply = self._command("ehlo", f"EHLO {self.helo}\r\n".encode(), self.timeouts.command)
+        reply, lines = self._command_lines(f"EHLO {self.helo}\r\n".encode())
         if reply.code != 250:
             reply = self._command("ehlo", f"HELO {self.helo}\r\n".encode(), self.timeouts.command)
             if reply.code != 250:
@@ -236,16 +241,21 @@ class Client:
             self.features = {}
             return
         features: dict[str, str] = {}
-        for line in self._last_lines[1:]:
+        for line in lines[1:]:
             keyword, _, value = line.partition(" ")
             features[keyword.lower()] = value
         self.features = features
+
+    def _command_lines(self, line: bytes) -> tuple[Reply, list[str]]:
+        self._write("ehlo", line, self.timeouts.command)
+        lines: list[str] = []
+        return self._reply("ehlo", self.timeouts.command, lines), lines
 
     def _command(self, phase: Phase, line: bytes, timeout: float) -> Reply:
         self._write(phase, line, timeout)
         return self._reply(phase, timeout)
 
-    def _write(self, phase: Phase, data: bytes, timeout: float) -> None:
+    def _write(self, phase: Phase, data: bytes | memoryview, timeout: float) -> None:
         if self.sock is None:
             raise Lost(phase, "not connected", timed_out=False)
         try:
@@ -254,39 +264,48 @@ class Client:
         except OSError as exc:
             raise self._lost(phase, exc) from exc
 
-    def _reply(self, phase: Phase, timeout: float) -> Reply:
-        """Read one (multi-line) reply, all of it within `timeout` seconds from now."""
-        deadline = time.monotonic() + timeout
-        lines: list[str] = []
+    def _reply(self, phase: Phase, timeout: float, lines: list[str] | None = None) -> Reply:
+        """Read one (multi-line) reply, all of it within `timeout` seconds from now; `lines`,
+        when given, receives the text of each line (EHLO's list the extensions)."""
+        buffer = self._buffer
+        deadline = 0.0
+        parts: list[str] = []
         while True:
-            line = self._line(phase, deadline, timeout)
+            end = buffer.find(b"\n")
+            if end < 0:
+                if not deadline:
+                    deadline = time.monotonic() + timeout
+                self._fill(phase, deadline, timeout)
+                continue
+            line = bytes(buffer[:end]).rstrip(b"\r")
+            del buffer[:end + 1]
             if len(line) < 3 or not line[:3].isdigit():
                 raise Lost(phase, f"the server sent something that is not SMTP: {line[:60]!r}", timed_out=False)
-            lines.append(line[4:].strip())
-            if line[3:4] != "-":
-                self._last_lines = lines
-                return Reply(int(line[:3]), " ".join(part for part in lines if part))
+            text = line[4:].strip().decode("utf-8", "replace")
+            if lines is not None:
+                lines.append(text)
+            if line[3:4] != b"-":
+                if parts:
+                    parts.append(text)
+                    text = " ".join(part for part in parts if part)
+                return Reply(int(line[:3]), text)
+            parts.append(text)
 
-    def _line(self, phase: Phase, deadline: float, timeout: float) -> str:
-        while True:
-            end = self._buffer.find(b"\n")
-            if end >= 0:
-                raw = bytes(self._buffer[:end])
-                del self._buffer[:end + 1]
-                return raw.rstrip(b"\r").decode("utf-8", "replace")
-            if len(self._buffer) > MAX_REPLY:
-                raise Lost(phase, "the server's reply has no end", timed_out=False)
-            left = deadline - time.monotonic()
-            if left <= 0 or self.sock is None:
-                raise Lost(phase, f"no reply within {timeout:g} s (timed out)", timed_out=True)
-            try:
-                self.sock.settimeout(left)
-                chunk = self.sock.recv(65536)
-            except OSError as exc:
-                raise self._lost(phase, exc, timeout) from exc
-            if not chunk:
-                raise Lost(phase, "the server closed the connection", timed_out=False)
-            self._buffer += chunk
+    def _fill(self, phase: Phase, deadline: float, timeout: float) -> None:
+        """More bytes from the server, before `deadline`."""
+        if len(self._buffer) > MAX_REPLY:
+            raise Lost(phase, "the server's reply has no end", timed_out=False)
+        left = deadline - time.monotonic()
+        if left <= 0 or self.sock is None:
+            raise Lost(phase, f"no reply within {timeout:g} s (timed out)", timed_out=True)
+        try:
+            self.sock.settimeout(left)
+            chunk = self.sock.recv(65536)
+        except OSError as exc:
+            raise self._lost(phase, exc, timeout) from exc
+        if not chunk:
+            raise Lost(phase, "the server closed the connection", timed_out=False)
+        self._buffer += chunk
 
     def _lost(self, phase: Phase, exc: BaseException, timeout: float | None = None) -> Lost:
         timed_out = isinstance(exc, TimeoutError)

@@ -385,7 +385,7 @@ class Progress:
     def _tick(self) -> None:
         while not self.done.wait(self.EVERY):
             for stored in list(self.watched):
-                counts = self.store.outbox.counts(stored.id)
+                counts = self.store.status.counts(stored.id)
                 left = counts["queued"] + counts["deferred"] + counts["uncertain"]
                 click.echo(f"  {stored.name}: {counts['sent']} sent, {counts['failed']} failed, "
                            f"{counts['deferred']} deferred, {counts['uncertain']} uncertain, {left} left", err=True)
@@ -410,7 +410,7 @@ def _run_workers(config_path: Path, count: int, transport_url: str | None, queue
     ends: list[NewsletterError] = []
     with Store.open(config.store_url) as store:
         for stored in queued:
-            counts = store.outbox.counts(stored.id)
+            counts = store.status.counts(stored.id)
             left = counts["queued"] + counts["deferred"]
             click.echo(f"  {stored.name}: {counts['sent']} sent, {counts['failed']} failed, "
                        f"{left} left, by {count} workers in {seconds:.1f} s")
@@ -465,16 +465,16 @@ def status(session: Session, issue_name: str | None) -> None:
     """Show deliveries per status and the last errors of an issue (default: the latest)."""
     with session.store() as store:
         stored = _named_issue(store, issue_name)
-        counts = store.outbox.counts(stored.id)
+        counts = store.status.counts(stored.id)
         click.echo(f"{stored.name}: {stored.subject} ({stored.life.label})")
         click.echo("  " + "  ".join(f"{name} {count}" for name, count in counts.items()))
-        workers = store.outbox.progress(stored.id)
+        workers = store.status.progress(stored.id)
         if workers:
             total = sum(w.rate for w in workers)
             click.echo(f"  senders ({total:.0f} messages/s together, within the last minute):")
             for worker in workers:
                 click.echo(f"    {worker.worker}: {worker.sent} sent, {worker.rate:.0f}/s, holding {worker.holding}")
-        errors = store.outbox.last_errors(stored.id)
+        errors = store.status.last_errors(stored.id)
         if errors:
             click.echo("  last errors:")
             for address, delivery_status, error in errors:

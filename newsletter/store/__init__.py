@@ -2,7 +2,7 @@
 
 SQLAlchemy Core keeps one schema for both (schema.py); opening a store upgrades an older
 database in place (migrations.py). Each table group has a part of its own behind the one
-connection: `store.subscribers`, `store.issues`, `store.outbox`, `store.feeds`.
+connection: `store.subscribers`, `store.issues`, `store.outbox`, `store.status`, `store.feeds`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from .feeds import FeedState
 from .issues import Issues
 from .migrations import SCHEMA_VERSION, migrate, version
 from .outbox import Outbox, lease_owner
+from .status import DeliveryStatus
 from .records import (
     DELIVERY_STATUSES, SUBSCRIBER_STATUSES, AddResult, Delivery, IssueState, Snapshot, StoredIssue, Subscriber,
     WorkerProgress, utcnow,
@@ -36,6 +37,7 @@ class Store:
         self.subscribers = Subscribers(db)
         self.issues = Issues(db)
         self.outbox = Outbox(db)
+        self.status = DeliveryStatus(db)
         self.feeds = FeedState(db)
 
     @classmethod

@@ -54,20 +54,36 @@ def _mark_options(url: str) -> dict[str, Any]:
     return {}
 
 
-def _disk_full(context: sa.engine.ExceptionContext) -> None:
-    """A full disk, from either database, is one error the faces know (SQLAlchemy raises what
-    this hook raises in place of its own)."""
-    original = context.original_exception
-    full = (
-        "database or disk is full" in str(original)
-        or getattr(original, "sqlstate", None) == "53100"  # PostgreSQL's disk_full
-        or (isinstance(original, OSError) and original.errno in (errno.ENOSPC, errno.EDQUOT))
-    )
-    if full:
-        raise OutOfSpace(
-            "the disk of the store is full: the last change was not written (nothing recorded is lost); "
-            "make room and run again to go on"
-        ) from None
+FULL = OutOfSpace(
+    "the disk of the store is full: the last change was not written (nothing recorded is lost); "
+    "make room and run again to go on"
+)
+
+
+def _is_full(error: BaseException, folder: str | None) -> bool:
+    """Whether a database error means a full disk. SQLite says so, or only "disk I/O error"
+    when the disk filled as it grew its WAL index; then the free space decides."""
+    text = str(error)
+    if "database or disk is full" in text or getattr(error, "sqlstate", None) == "53100":  # PostgreSQL disk_full
+        return True
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if "disk I/O error" in text and folder:
+        try:
+            space = os.statvfs(folder)
+        except OSError:
+            return False
+        return space.f_bavail * space.f_frsize < 1024 * 1024
+    return False
+
+
+def _full_disk_hook(folder: str | None) -> Any:
+    def hook(context: sa.engine.ExceptionContext) -> None:
+        """SQLAlchemy raises what this hook raises in place of its own error."""
+        if _is_full(context.original_exception, folder):
+            raise FULL from None
+
+    return hook
 
 
 def safe_url(url: str) -> str:
@@ -107,17 +123,21 @@ class Database:
             engine = sa.create_engine(url)
         except (sa.exc.ArgumentError, ImportError) as exc:
             raise StoreError(f"cannot use the database {safe_url(url)}: {exc}") from None
-        autocommit = sa.create_engine(url, isolation_level="AUTOCOMMIT", **_mark_options(url))
+        # Nothing to roll back on an autocommit connection: no reset when one goes back to the pool.
+        autocommit = sa.create_engine(url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **_mark_options(url))
         if engine.dialect.name == "sqlite":
             sa.event.listen(engine, "connect", _sqlite_pragmas)
             sa.event.listen(autocommit, "connect", _sqlite_pragmas)
+        folder = (os.path.dirname(url.removeprefix("sqlite:///")) or ".") if url.startswith("sqlite:///") else None
         for each in (engine, autocommit):
-            sa.event.listen(each, "handle_error", _disk_full)
+            sa.event.listen(each, "handle_error", _full_disk_hook(folder))
         database = cls(engine, autocommit)
         if upgrade:
             try:
                 migrate(engine)
             except sa.exc.OperationalError as exc:
+                if exc.orig is not None and _is_full(exc.orig, folder):
+                    raise FULL from None
                 raise StoreError(f"cannot open the database {safe_url(url)}: {exc.orig}") from None
         return database
 

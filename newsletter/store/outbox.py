@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
-from dataclasses import replace
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .connection import Database
-from .records import DELIVERY_STATUSES, UNFINISHED, Delivery, IssueState, StoredIssue, WorkerProgress, utcnow
+from .records import UNFINISHED, Delivery, IssueState, StoredIssue, utcnow
 from .schema import deliveries, issues, subscribers, subscriptions
 from .subscribers import recipients
 
@@ -32,7 +34,7 @@ _MARK_SENT = (
     "WHERE id = {} AND lease_owner = {}"
 )
 PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
-SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores a DateTime in SQLite, so they compare
+# A DateTime in SQLite as SQLAlchemy stores it ("2026-12-01 23:19:43.000123"), so they compare.
 
 
 def recipients_of_issue(issue_id: int) -> sa.Select[Any]:
@@ -73,6 +75,7 @@ class Outbox:
         dialect = db.autocommit.dialect
         self._mark_sent = _MARK_SENT.format(*[PLACEHOLDERS[dialect.paramstyle]] * 7)
         self._time_as_text = dialect.name == "sqlite"
+        self._local = threading.local()
 
     def queue(self, issue: StoredIssue) -> int | None:
         """Stored -> queued: one delivery per active subscriber of the issue's digest, once.
@@ -186,18 +189,34 @@ class Outbox:
                 .values(lease_owner=None, lease_expires=None)
             )
 
+    @contextmanager
+    def sending(self) -> Iterator[None]:
+        """While a sending thread is inside, its marks reuse one connection instead of taking one
+        from the pool for each message (a pool checkout costs about as much as the mark)."""
+        with self.db.autocommit.connect() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
     def mark_sent(self, delivery: Delivery, message_id: str, owner: str, sent_by: str | None = None) -> bool:
         """Once per message on the hot path: the driver's SQL, one statement unless a bounce count
         resets. Only the holder of the row's lease may mark it: False when `owner` lost it (the
         row is another sender's now, and this mark counts for nothing)."""
         at = utcnow()
-        now: datetime | str = at.strftime(SQLITE_TIME) if self._time_as_text else at
+        now: datetime | str = at.isoformat(" ", "microseconds") if self._time_as_text else at
+        params = (delivery.attempts + 1, message_id, now, now, sent_by, delivery.id, owner)
+        held: Connection | None = getattr(self._local, "conn", None)
+        if held is not None:
+            return self._marked(held, delivery, params)
         with self.db.autocommit.connect() as conn:
-            marked = conn.exec_driver_sql(
-                self._mark_sent, (delivery.attempts + 1, message_id, now, now, sent_by, delivery.id, owner),
-            ).rowcount
-            if marked and delivery.bounces:
-                conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))
+            return self._marked(conn, delivery, params)
+
+    def _marked(self, conn: Connection, delivery: Delivery, params: tuple[object, ...]) -> bool:
+        marked = conn.exec_driver_sql(self._mark_sent, params).rowcount
+        if marked and delivery.bounces:
+            conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))
         return bool(marked)
 
     def mark_deferred(self, delivery: Delivery, error: str, retry_at: datetime, message_id: str, owner: str,
@@ -310,58 +329,6 @@ class Outbox:
                 )
             ).scalar() or 0)
 
-    def counts(self, issue_id: int) -> dict[str, int]:
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(deliveries.c.status, sa.func.count()).where(deliveries.c.issue_id == issue_id)
-                .group_by(deliveries.c.status)
-            ).all()
-        found = {status: int(count) for status, count in rows}
-        return {status: found.get(status, 0) for status in DELIVERY_STATUSES}
-
-    def last_errors(self, issue_id: int, limit: int = 10) -> list[tuple[str, str, str]]:
-        """(address, status, error) of the latest failed or deferred deliveries."""
-        with self.db.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(subscribers.c.address, deliveries.c.status, deliveries.c.last_error)
-                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                .where(deliveries.c.issue_id == issue_id, deliveries.c.last_error.is_not(None))
-                .order_by(deliveries.c.updated_at.desc(), deliveries.c.id.desc())
-                .limit(limit)
-            ).all()
-        return [(r.address, r.status, r.last_error or "") for r in rows]
-
-    def progress(self, issue_id: int, window: float = 60.0) -> list[WorkerProgress]:
-        """Per sender: deliveries sent, sent in the last `window` seconds, and held now."""
-        since = utcnow() - timedelta(seconds=window)
-        with self.db.engine.connect() as conn:
-            sent = conn.execute(
-                sa.select(
-                    deliveries.c.sent_by, sa.func.count(),
-                    sa.func.sum(sa.case((deliveries.c.sent_at >= since, 1), else_=0)),
-                    sa.func.min(sa.case((deliveries.c.sent_at >= since, deliveries.c.sent_at), else_=None)),
-                    sa.func.max(deliveries.c.sent_at),
-                )
-                .where(deliveries.c.issue_id == issue_id, deliveries.c.status == "sent")
-                .group_by(deliveries.c.sent_by)
-            ).all()
-            held = conn.execute(
-                sa.select(deliveries.c.lease_owner, sa.func.count())
-                .where(deliveries.c.issue_id == issue_id, deliveries.c.lease_owner.is_not(None),
-                       deliveries.c.status.in_(UNFINISHED))
-                .group_by(deliveries.c.lease_owner)
-            ).all()
-        found: dict[str, WorkerProgress] = {}
-        for worker, count, recent, first_recent, last in sent:
-            name = worker or "(unnamed)"
-            span = (last - first_recent).total_seconds() if recent and first_recent and last else 0.0
-            rate = int(recent or 0) / max(span, 1.0)  # over the part of the window it was sending
-            found[name] = WorkerProgress(name, int(count), rate, last, 0)
-        for owner, count in held:
-            name = owner.rsplit(":", 1)[0]
-            current = found.get(name, WorkerProgress(name, 0, 0.0, None, 0))
-            found[name] = replace(current, holding=current.holding + int(count))
-        return sorted(found.values(), key=lambda p: p.worker)
 
 
 def _attempted(conn: Connection, delivery: Delivery, status: str, error: str, message_id: str,
