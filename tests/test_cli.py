@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -291,3 +292,24 @@ def test_dash_h_shows_help(run: Run) -> None:
     for args in (["-h"], ["send", "-h"], ["subscribers", "add", "-h"]):
         result = run(*args)
         assert result.exit_code == 0 and result.stdout.startswith("Usage: "), args
+
+
+def test_a_send_without_a_terminal_says_how_far_it_is_and_when_it_retries(
+    project: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.faces.cli import Progress
+
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    monkeypatch.setattr(Progress, "EVERY", 0.1)  # every 10 s in real life
+    config = project / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace("retry_after: 60 ", "retry_after: 1 "))
+    addresses = add_subscribers(project, 30)
+    smtp_server.data_delay = 0.02
+    smtp_server.reply_for = lambda recipient, attempt: "451 4.3.0 busy" if recipient == addresses[-1] and attempt == 1 else None
+    result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
+    assert result.exit_code == 0, result.output
+    ticks = [line for line in result.stderr.splitlines() if line.startswith("  weekly-2022-W30: ")]
+    assert ticks and all(re.fullmatch(r"  weekly-2022-W30: \d+ sent, 0 failed, [01] deferred, 0 uncertain, \d+ left", t)
+                         for t in ticks), ticks
+    assert re.search(r"^  waiting for a retry: the next try is at \d\d:\d\d:\d\d \(in [01] s\)$", result.stderr, re.M)
+    assert "30 sent, 0 failed, 1 deferred, 0 left" in result.stdout

@@ -16,10 +16,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from newsletter.inputs.cron import trigger
 from newsletter.faces.schedule import Runner, on_start
 from newsletter.inputs.config import load_config
+from newsletter.store import utcnow
 
 from .conftest import Run, add_subscribers, store_of
 from .smtp_server import SmtpServer
@@ -246,3 +248,29 @@ def test_on_schedule_queue_leaves_the_sending_to_workers(project: Path, monkeypa
     assert store_of(project).status.counts(issue.id) == {"queued": 3, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 0}
     report = work(load_config(config), threading.Event(), until_idle=True)
     assert report.sent == 3 and store_of(project).status.counts(issue.id)["sent"] == 3
+
+
+def test_the_runner_sends_deferred_deliveries_as_they_come_due(
+    project: Path, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nobody has to run `send` again: the runner looks every `run.retry_every` seconds."""
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    config = configure(project, "0 0 1 1 *", "weekly")  # no fire during the test
+    text = config.read_text(encoding="utf-8").replace("retry_after: 60 ", "retry_after: 3600 ")
+    text = text.replace("  retry_every: 60 ", "  retry_every: 1 ").replace("transport: file:out/maildir", f"transport: {smtp_server.url}")
+    config.write_text(text, encoding="utf-8")
+    addresses = add_subscribers(project, 3)
+    smtp_server.reply_for = lambda recipient, attempt: "451 4.3.0 busy" if recipient == addresses[0] and attempt == 1 else None
+    from click.testing import CliRunner
+
+    from newsletter.faces.cli import cli
+
+    first = CliRunner().invoke(cli, ["send", "--as-of", "2022-07-30"])
+    assert first.exit_code == 75, first.output  # one deferred, for an hour
+    with store_of(project).db.engine.begin() as conn:  # ... make that a second
+        conn.execute(sa.text("UPDATE deliveries SET next_attempt_at = :soon WHERE status = 'deferred'"),
+                     {"soon": utcnow() + timedelta(seconds=1)})
+    caplog.set_level(logging.INFO, logger="newsletter.run")
+    run_until(config, lambda: Counter(smtp_server.recipients()) == Counter(addresses))
+    assert any(r.getMessage().startswith("retrying weekly-2022-W30: 1 deliveries due") for r in caplog.records)
+    assert store_of(project).status.counts(store_of(project).issues.latest().id)["sent"] == 3  # type: ignore[union-attr]

@@ -143,10 +143,18 @@ def test_sigkill_at_any_moment_then_send_again_loses_no_one(
     assert duplicates <= 1, f"{duplicates} duplicates after a kill at {before} messages"  # one connection
 
 
-def test_send_with_local_workers(sender: Path, run: Run, smtp_server: SmtpServer) -> None:
+def test_send_with_local_workers(
+    sender: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.faces.cli import Progress
+
+    monkeypatch.setattr(Progress, "EVERY", 0.05)  # every 10 s in real life
     addresses = add_subscribers(sender, 300)
+    smtp_server.data_delay = 0.005
     result = run("send", "--as-of", "2022-07-30", "--workers", "2", "--transport", smtp_server.url)
     assert result.exit_code == 0, result.output
+    ticks = [line for line in result.stderr.splitlines() if line.startswith("  weekly-2022-W30: ")]
+    assert ticks and all(" sent, 0 failed, 0 deferred, 0 uncertain, " in line for line in ticks)  # one line for all
     assert "300 deliveries queued" in result.stdout
     assert "weekly-2022-W30: 300 sent, 0 failed, 0 left, by 2 workers" in result.stdout
     assert Counter(smtp_server.recipients()) == Counter(addresses)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import cache, partial
 
@@ -203,7 +203,9 @@ class Runner:
     def _deliver(self, store: Store, stored: StoredIssue) -> None:
         """A stored issue needs the config and the store only, not the content (which may have
         changed, or be broken, since the issue was built)."""
-        report = issues.deliver(self.config, store, stored, stop=self.stop)
+        # No waiting for retries inside a fire: the `retries` job sends them as they come due.
+        policy = replace(self.config.delivery.policy, wait_for_retries=0)
+        report = issues.deliver(self.config, store, stored, policy=policy, stop=self.stop)
         log.info(
             "sent %s: %d sent, %d failed, %d deferred, %d left%s", report.issue, report.sent, report.failed,
             report.deferred, report.remaining, " (stopped)" if report.stopped else "",
