@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..inputs.config import Mailbox, Policy, Site
 from ..store import Delivery, Store, StoredIssue, lease_owner, utcnow
-from .tokens import unsubscribe_token
+from .tokens import unsubscribe_token, verp_token
 from .transport import Transport
 
 log = logging.getLogger("newsletter.send")
@@ -254,7 +254,7 @@ class Dispatcher:
             self._counted(delivery, self.store.outbox.mark_failed(delivery, why, mid, None, owner) is not None,
                           failed=1, error=f"{delivery.address}: {why}")
             return
-        sender = f"bounce+{delivery.id}@{self.site.domain}" if self.policy.verp else self.sender
+        sender = f"bounce+{verp_token(self.signing_key, delivery.id)}@{self.site.domain}" if self.policy.verp else self.sender
         self.limiter.wait(self.stop)
         with self.lock:
             self.report.attempted += 1

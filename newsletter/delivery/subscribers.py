@@ -82,7 +82,7 @@ def import_csv(
                 except AddressError as exc:
                     report.rejected.append(RowError(path, line, column, str(exc)))
                     continue
-                result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe)
+                result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe, how=f"imported from {shown}")
                 if result.blocked:
                     report.kept_unsubscribed += 1
                 elif result.created:

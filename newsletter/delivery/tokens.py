@@ -82,3 +82,14 @@ def read_form_token(key: bytes, token: str, nonce: str, now: int, max_age: int) 
         raise TokenError("this form was not sent from this browser: reload the page and try again")
     if now - int(issued, 16) > max_age:
         raise TokenError("this form is too old: reload the page and try again")
+
+
+def verp_token(key: bytes, delivery_id: int) -> str:
+    """The part after `bounce+` of a delivery's return path: its id, signed, so a bounce to a
+    made-up `bounce+123@` address is recognized as forged."""
+    return sign(key, "verp", str(delivery_id))
+
+
+def read_verp_token(key: bytes, token: str) -> int:
+    (delivery,) = verify(key, "verp", token, 1)
+    return int(delivery)

@@ -37,6 +37,7 @@ from ..inputs.addresses import normalize_address
 from ..inputs.config import Config, Digest, Mailbox, load_config
 from ..inputs.secrets import LOG_LEVEL_ENV
 from ..store import SUBSCRIBER_STATUSES, IssueState, Store, StoredIssue, Subscriber
+from ..store.subscribers import LEFT
 from ..usecases import issues
 from ..usecases.build import Project, clip_warning
 from ..usecases.check import check_project
@@ -474,6 +475,16 @@ def status(session: Session, issue_name: str | None) -> None:
             click.echo(f"  senders ({total:.0f} messages/s together, within the last minute):")
             for worker in workers:
                 click.echo(f"    {worker.worker}: {worker.sent} sent, {worker.rate:.0f}/s, holding {worker.holding}")
+        came_back = store.history.per_issue(stored.id)
+        returned = store.returns.counts(stored.id)
+        if came_back or returned:
+            parts = [f"{came_back[kind]} {label}" for kind, label in (
+                ("bounce", "bounces"), ("soft-bounce", "soft bounces"), ("bounced", "addresses marked bounced"),
+                ("complaint", "complaints"), ("unsubscribed", "unsubscribes"),
+            ) if came_back[kind]]
+            if returned["kept aside"]:
+                parts.append(f"{returned['kept aside']} messages kept aside")
+            click.echo("  came back: " + (", ".join(parts) or "nothing acted on"))
         errors = store.status.last_errors(stored.id)
         if errors:
             click.echo("  last errors:")
@@ -596,6 +607,55 @@ def serve(session: Session, host: str, port: int) -> None:
     click.echo(f"serving http://{host}:{bound}/ (links in messages point to {site.config.site.base_url})", err=True)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False))
     server.run(sockets=[sock])
+
+
+# --- what comes back ---------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--maildir", type=click.Path(path_type=Path, file_okay=False), help="Read every new message of this Maildir.")
+@click.option("--imap", "imap_url", metavar="URL", help="Read the unseen messages of imaps://USER@HOST/FOLDER (password in NEWSLETTER_IMAP_PASSWORD).")
+@click.option("--watch", is_flag=True, help="Keep looking (every `inbound.every` seconds, or --every) until SIGTERM or Ctrl-C.")
+@click.option("--every", type=click.FloatRange(min=1), help="Seconds between looks with --watch.")
+@pass_session
+def inbound(session: Session, maildir: Path | None, imap_url: str | None, watch: bool, every: float | None) -> None:
+    """Read bounces, complaints and mailto unsubscribes (one message on standard input by
+    default, as an MTA's pipe hands it over) and act on those that name a message of ours."""
+    from ..delivery.mailboxes import open_inbox
+    from ..usecases.inbound import process
+
+    config = session.config
+    _configure_logging(config.run.log_level)
+    settings = config.inbound
+    if watch and maildir is None and imap_url is None:
+        maildir, imap_url = settings.maildir, settings.imap
+        if maildir is None and imap_url is None:
+            raise UsageError("--watch needs --maildir or --imap, or `inbound: maildir:` (or `imap:`) in config.yaml")
+    piped = maildir is None and imap_url is None
+    with session.store() as store, stop_on_signals(announce=False) as stop:
+        while True:
+            try:
+                inbox = open_inbox(maildir, imap_url, settings.processed_folder, config.secrets.imap_password,
+                                   settings.cafile)
+                try:
+                    report = process(config, store, inbox, stop.event)
+                finally:
+                    inbox.close()
+            except NewsletterError as exc:
+                if piped:  # the MTA keeps the message and hands it over again later
+                    raise WorkLeft(f"the message was not recorded ({' '.join(exc.lines())}); the MTA will "
+                                   "try again") from None
+                if not watch:
+                    raise
+                for line in exc.lines():
+                    logging.getLogger("newsletter.inbound").error("%s", line)
+                report = None
+            if report is not None and not piped:
+                kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(report.kinds.items())) or "nothing new"
+                click.echo(f"{inbox.name}: {report.seen} messages ({kinds}), {report.acted} acted on", err=True)
+            if not watch or stop.event.wait(every or settings.every):
+                break
+    if stop.signal == signal.SIGINT:
+        raise Interrupted("interrupted: start it again to go on")
 
 
 # --- fresh content: feeds, imports, drafts --------------------------------------------------------
@@ -732,7 +792,8 @@ def subscribers_add(session: Session, address: str, name: str, digests: tuple[st
     config = session.config
     chosen = check_digests(digests, (d.name for d in config.digests))
     with session.store() as store:
-        result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe)
+        result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe,
+                                       how="added with `newsletter subscribers add`")
     subscriber = result.subscriber
     if result.blocked:
         raise UsageError(f"{subscriber.address} is {subscriber.status}; add --resubscribe if they asked to come back")
@@ -749,7 +810,8 @@ def subscribers_remove(session: Session, address: str, digest_name: str | None) 
     if digest_name:
         session.config.digest(digest_name)
     with session.store() as store:
-        subscriber = store.subscribers.remove(normalize_address(address), digest_name)
+        subscriber = store.subscribers.remove(normalize_address(address), digest_name,
+                                              how="removed with `newsletter subscribers remove`")
     if subscriber is None:
         raise UsageError(f"{address} is not a subscriber")
     click.echo(f"removed: {_described(subscriber)}")
@@ -763,10 +825,45 @@ def subscribers_list(session: Session, status_name: str | None, digest_name: str
     """List subscribers: address, status, digests and name, one per line."""
     count = 0
     with session.store() as store:
+        page: list[Subscriber] = []
+
+        def flush() -> None:
+            reasons = store.history.last([s.id for s in page if s.status in LEFT])
+            for subscriber in page:
+                row = [subscriber.address, subscriber.status, ",".join(subscriber.digests) or "-", subscriber.name]
+                if subscriber.id in reasons:  # why they left, last: a bounce's reply, a complaint, a link
+                    event = reasons[subscriber.id]
+                    row.append(f"{event.at:%Y-%m-%d} {event.kind}: {event.detail}")
+                click.echo("\t".join(row))
+            page.clear()
+
         for subscriber in store.subscribers.iter(status_name, digest_name):
-            click.echo("\t".join((subscriber.address, subscriber.status, ",".join(subscriber.digests) or "-", subscriber.name)))
+            page.append(subscriber)
             count += 1
+            if len(page) >= 500:
+                flush()
+        flush()
     click.echo(f"{count} subscriber{'s' if count != 1 else ''}", err=True)
+
+
+@subscribers.command("show")
+@click.argument("address")
+@pass_session
+def subscribers_show(session: Session, address: str) -> None:
+    """One subscriber: status, digests, and their history (subscribed, confirmed, each bounce
+    and complaint, unsubscribed, and by what)."""
+    with session.store() as store:
+        subscriber = store.subscribers.get(normalize_address(address))
+        if subscriber is None:
+            raise UsageError(f"{address} is not a subscriber")
+        click.echo(f"{subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})"
+                   + (f", {subscriber.name}" if subscriber.name else ""))
+        names = {issue.id: issue.name for issue in store.issues.iter()}
+        for event in store.history.of(subscriber.id):
+            where = f" [{names.get(event.issue_id, event.issue_id)}]" if event.issue_id else ""
+            code = f" {event.code}" if event.code else ""
+            origin = f" (from {event.origin})" if event.origin else ""
+            click.echo(f"  {event.at:%Y-%m-%d %H:%M:%S} UTC  {event.kind}{code}{where}: {event.detail}{origin}")
 
 
 @subscribers.command("import")

@@ -23,7 +23,8 @@ from ..errors import DigestError, InternalError, NewsletterError, UsageError, di
 from ..inputs.config import Config, Digest
 from ..inputs.cron import Schedule, last_fire, next_fires, trigger
 from ..store import IssueState, Store, StoredIssue
-from ..usecases import issues
+from ..delivery.mailboxes import open_inbox
+from ..usecases import inbound, issues
 from ..usecases.build import Project
 
 log = logging.getLogger("newsletter.run")
@@ -110,6 +111,11 @@ class Runner:
             self._resume_due, "interval", seconds=self.config.run.retry_every, id="retries", name="retries",
             coalesce=True, max_instances=1,
         )
+        if self.config.inbound.configured:
+            scheduler.add_job(
+                self._read_inbound, "interval", seconds=self.config.inbound.every, id="inbound", name="inbound",
+                coalesce=True, max_instances=1,
+            )
         for digest in self.scheduled:
             schedule = trigger(digest.schedule or "", digest.timezone)
             scheduler.add_job(
@@ -141,6 +147,29 @@ class Runner:
                     continue  # a digest no longer in the config: `newsletter send` with its config sends it
                 log.info("retrying %s: %d deliveries due", stored.name, store.outbox.due(stored.id))
                 self._guarded(digest, partial(self._deliver, store, stored))
+
+    def _read_inbound(self) -> None:
+        """Every `inbound.every`: bounces, complaints and mailto unsubscribes waiting in the
+        configured Maildir or IMAP folder."""
+        settings = self.config.inbound
+        try:
+            inbox = open_inbox(settings.maildir, settings.imap, settings.processed_folder,
+                               self.config.secrets.imap_password, settings.cafile)
+            with Store.open(self.config.store_url) as store:
+                try:
+                    report = inbound.process(self.config, store, inbox, self.stop)
+                finally:
+                    inbox.close()
+        except NewsletterError as exc:
+            for line in exc.lines():
+                log.error("inbound: %s", line)
+            return
+        except Exception as exc:  # a bug: one line, the traceback only at DEBUG
+            log.debug("inbound: traceback", exc_info=True)
+            log.error("inbound: %s", " ".join(InternalError("reading inbound mail", exc).lines()))
+            return
+        if report.seen:
+            log.info("inbound: %d messages, %d acted on", report.seen, report.acted)
 
     def _scheduled(self, digest_name: str, schedule: Schedule) -> None:
         fire = last_fire(schedule, datetime.now(UTC))  # APScheduler does not pass the scheduled time

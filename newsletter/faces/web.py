@@ -334,7 +334,8 @@ class Site:
         labels = self.labels(digest)
         title = digest.title if digest else digest_name
         if request.method == "POST":
-            self.store.subscribers.unsubscribe(subscription)
+            self.store.subscribers.unsubscribe(
+                subscription, how="by one-click unsubscribe (RFC 8058)" if one_click else "by the unsubscribe page")
             text = str(labels.unsubscribed_text).format(address=subscriber.address, title=title)
             return PlainTextResponse(text) if one_click else self.page(labels.unsubscribed_title, [text], digest=digest)
         if status == "unsubscribed":

@@ -177,6 +177,21 @@ class Ingest:
 
 
 @dataclass(frozen=True)
+class Inbound:
+    """Where returned mail (bounces, complaints, mailto unsubscribes) waits for `newsletter run`."""
+
+    maildir: Path | None = None
+    imap: str | None = None  # imaps://USER@HOST[:PORT]/FOLDER; the password from NEWSLETTER_IMAP_PASSWORD
+    every: float = 300.0  # seconds between looks
+    processed_folder: str = "Processed"  # IMAP: where handled messages go
+    cafile: str | None = None  # IMAP: an extra CA to trust
+
+    @property
+    def configured(self) -> bool:
+        return self.maildir is not None or self.imap is not None
+
+
+@dataclass(frozen=True)
 class Config:
     path: Path
     content_dir: Path
@@ -192,6 +207,7 @@ class Config:
     run: Run = Run()
     web: Web = Web()
     ingest: Ingest = Ingest()
+    inbound: Inbound = Inbound()
 
     def digest(self, name: str) -> Digest:
         for digest in self.digests:
@@ -221,7 +237,7 @@ class Config:
 
 TOP_KEYS = (
     "content", "templates", "out", "site", "sample_subscriber", "digests", "store", "delivery", "run", "web",
-    "ingest",
+    "ingest", "inbound",
 )
 DELIVERY_KEYS = (
     "transport", "username", "allow_plaintext_auth", "timeouts", "rate", "connections", "retry_after",
@@ -265,14 +281,37 @@ def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> 
     run = _run(fields.get("run"), environ)
     web = _web(fields.get("web"))
     ingest = _ingest(fields.get("ingest"), base)
+    inbound = _inbound(fields.get("inbound"), base)
     if problems or not fields.ok:
         raise Invalid(problems.items)
     assert content_dir and templates_dir and site and sample and digests and store_url and delivery and run and web
-    assert ingest
+    assert ingest and inbound
     return Config(
         path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"],
-        store_url, delivery, read_secrets(environ), run, web, ingest,
+        store_url, delivery, read_secrets(environ), run, web, ingest, inbound,
     )
+
+
+def _inbound(value: Value | None, base: Path) -> Inbound | None:
+    if value is None:
+        return Inbound()
+    fields = value.mapping(("maildir", "imap", "every", "processed_folder", "cafile"))
+    if fields is None:
+        return None
+    maildir = fields.text("maildir")
+    imap = _header_text(fields.get("imap"))
+    if maildir and imap:
+        _error(fields, "imap", "give maildir or imap, not both")
+        return None
+    if imap and not imap.startswith("imaps://"):
+        _error(fields, "imap", f"'{imap}' is not imaps://USER@HOST[:PORT]/FOLDER (TLS only)")
+        return None
+    every = _duration(fields, "every", Inbound.every, 1)
+    folder = _header_text(fields.get("processed_folder"), Inbound.processed_folder)
+    cafile = fields.text("cafile")
+    if every is None or folder is None or not fields.ok:
+        return None
+    return Inbound(base / maildir if maildir else None, imap, every, folder, str(base / cafile) if cafile else None)
 
 
 FEED_KEYS = ("name", "url", "publisher", "all", "any", "none", "tags", "trusted")

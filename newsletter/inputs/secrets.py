@@ -13,6 +13,7 @@ SMTP_PASSWORD_ENV = "NEWSLETTER_SMTP_PASSWORD"
 DKIM_KEY_ENV = "NEWSLETTER_DKIM_KEY"  # PEM text, or the path of a PEM file outside the project
 DATABASE_URL_ENV = "NEWSLETTER_DATABASE_URL"  # overrides `store` in config.yaml
 LOG_LEVEL_ENV = "NEWSLETTER_LOG_LEVEL"  # overrides `run.log_level`
+IMAP_PASSWORD_ENV = "NEWSLETTER_IMAP_PASSWORD"  # for `newsletter inbound --imap`
 MIN_SECRET_KEY_LENGTH = 32
 
 
@@ -22,6 +23,7 @@ class Secrets:
 
     signing_key: bytes | None = field(default=None, repr=False)
     smtp_password: str | None = field(default=None, repr=False)
+    imap_password: str | None = field(default=None, repr=False)
     dkim_key: bytes | None = field(default=None, repr=False)
 
 
@@ -48,5 +50,6 @@ def read_secrets(environ: Mapping[str, str]) -> Secrets:
     return Secrets(
         signing_key=key.encode() if key else None,
         smtp_password=environ.get(SMTP_PASSWORD_ENV) or None,
+        imap_password=environ.get(IMAP_PASSWORD_ENV) or None,
         dkim_key=dkim_key,
     )

@@ -13,10 +13,12 @@ from sqlalchemy.engine import Engine
 
 from .connection import Database
 from .feeds import FeedState
+from .history import Event, History
 from .issues import Issues
 from .migrations import SCHEMA_VERSION, migrate, version
 from .outbox import Outbox, lease_owner
 from .status import DeliveryStatus
+from .returns import Returns, Sent
 from .records import (
     DELIVERY_STATUSES, SUBSCRIBER_STATUSES, AddResult, Delivery, IssueState, Snapshot, StoredIssue, Subscriber,
     WorkerProgress, utcnow,
@@ -24,8 +26,8 @@ from .records import (
 from .subscribers import Subscribers
 
 __all__ = [
-    "DELIVERY_STATUSES", "SCHEMA_VERSION", "SUBSCRIBER_STATUSES", "AddResult", "Delivery", "IssueState", "Snapshot",
-    "Store", "StoredIssue", "Subscriber", "WorkerProgress", "lease_owner", "migrate", "utcnow",
+    "DELIVERY_STATUSES", "SCHEMA_VERSION", "SUBSCRIBER_STATUSES", "AddResult", "Delivery", "Event", "IssueState", "Snapshot",
+    "Sent", "Store", "StoredIssue", "Subscriber", "WorkerProgress", "lease_owner", "migrate", "utcnow",
 ]
 
 
@@ -38,6 +40,8 @@ class Store:
         self.issues = Issues(db)
         self.outbox = Outbox(db)
         self.status = DeliveryStatus(db)
+        self.history = History(db)
+        self.returns = Returns(db)
         self.feeds = FeedState(db)
 
     @classmethod

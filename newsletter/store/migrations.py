@@ -53,8 +53,13 @@ def _v7(conn: Connection) -> None:
     conn.execute(sa.text("UPDATE deliveries SET first_attempt_at = updated_at WHERE attempts > 0"))
 
 
+def _v8(conn: Connection) -> None:
+    """Events (each subscriber's history) and returns (every message that came back)."""
+    schema.v8.create_all(conn)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
-    _v1, _adding(2), _adding(3), _v4, _adding(5), _v6, _v7,
+    _v1, _adding(2), _adding(3), _v4, _adding(5), _v6, _v7, _v8,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Connection
 from .connection import Database
 from .records import UNFINISHED, Delivery, IssueState, StoredIssue, utcnow
 from .schema import deliveries, issues, subscribers, subscriptions
-from .subscribers import recipients
+from .history import record
+from .subscribers import count_bounce, recipients
 
 # The one write made per message, as the driver's own SQL: even a text() statement costs
 # SQLAlchemy about 20 microseconds of binding and result handling, which shows at thousands
@@ -142,13 +143,13 @@ class Outbox:
                 sa.select(
                     deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.subscription_id,
                     subscribers.c.address, subscribers.c.name, deliveries.c.attempts, deliveries.c.message_id,
-                    subscribers.c.bounces, deliveries.c.first_attempt_at,
+                    subscribers.c.bounces, deliveries.c.first_attempt_at, deliveries.c.issue_id,
                 )
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .where(deliveries.c.id.in_(taken))
                 .order_by(deliveries.c.id)
             ).all()
-        return [Delivery(*row) for row in rows]
+        return [Delivery(**row._mapping) for row in rows]
 
     def reclaim_dead(self, issue_id: int) -> None:
         """Free at once the leases of senders on this host that no longer run (a killed send):
@@ -238,20 +239,13 @@ class Outbox:
                 return None
             if bounce_limit is None:
                 return False
-            conn.execute(
-                subscribers.update().where(subscribers.c.id == delivery.subscriber_id)
-                .values(bounces=subscribers.c.bounces + 1, updated_at=now)
-            )
-            bounced = conn.execute(
-                subscribers.update()
-                .where(
-                    subscribers.c.id == delivery.subscriber_id,
-                    subscribers.c.bounces >= bounce_limit,
-                    subscribers.c.status == "active",
-                )
-                .values(status="bounced", updated_at=now)
-            ).rowcount
-            return bool(bounced)
+            record(conn, delivery.subscriber_id, "bounce", f"refused when sent: {error}", issue_id=delivery.issue_id,
+                   delivery_id=delivery.id, at=now)
+            bounced = count_bounce(conn, delivery.subscriber_id, bounce_limit, now)
+            if bounced:
+                record(conn, delivery.subscriber_id, "bounced", f"{bounce_limit} permanent failures in a row",
+                       issue_id=delivery.issue_id, delivery_id=delivery.id, at=now)
+            return bounced
 
     def note_error(self, delivery: Delivery, error: str, owner: str) -> None:
         """Record why a delivery could not be tried (our setup, or a server out of reach, not

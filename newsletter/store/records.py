@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced")
+SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complained")
 SUBSCRIPTION_STATUSES = ("pending", "active", "unsubscribed")
 # uncertain: the whole message went out and the server's answer never came; it waits for the
 # retry schedule like a deferred one, and goes out again with the same Message-ID.
@@ -125,6 +125,7 @@ class Delivery:
     message_id: str | None
     bounces: int  # the subscriber's permanent failures in a row so far
     first_attempt_at: datetime | None = None  # naive UTC; None before the first try
+    issue_id: int = 0
 
 
 @dataclass(frozen=True)

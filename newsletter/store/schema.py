@@ -106,6 +106,38 @@ sa.Table(
     sa.Column("status", sa.String(200)),  # "ok", "not modified", or what went wrong
 )
 
+# Version 8: what happened to each subscriber (subscribed, confirmed, each bounce and complaint,
+# unsubscribed, and by what), and every message that came back, acted on or kept aside.
+v8 = sa.MetaData()
+sa.Table(
+    "events", v8,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("subscriber_id", sa.Integer, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("kind", sa.String(30), nullable=False),  # see store/history.py
+    sa.Column("detail", sa.Text, nullable=False),  # why, in words: "by the unsubscribe link", a server's reply
+    sa.Column("code", sa.String(20)),  # an enhanced status code (5.1.1) or a feedback type (abuse)
+    sa.Column("issue_id", sa.Integer),
+    sa.Column("delivery_id", sa.Integer),
+    sa.Column("origin", sa.String(500)),  # the message it came from: its Message-ID and where it was read
+    sa.Index("events_by_subscriber", "subscriber_id", "at"),
+    sa.Index("events_by_issue", "issue_id", "kind"),
+)
+sa.Table(
+    "returns", v8,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", sa.DateTime, nullable=False),
+    sa.Column("kind", sa.String(20), nullable=False),  # bounce, complaint, unsubscribe, auto-reply, unknown
+    sa.Column("acted", sa.Boolean, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),  # what was done, or why nothing was
+    sa.Column("message_id", sa.String(500)),
+    sa.Column("sender", sa.String(500)),
+    sa.Column("subject", sa.String(500)),
+    sa.Column("origin", sa.String(500)),  # stdin, maildir:PATH, imap:URL
+    sa.Column("issue_id", sa.Integer),
+    sa.Column("raw", sa.LargeBinary),  # kept for what nobody recognized, up to a limit
+)
+
 # The tables as the code sees them: version 1 and what each later version added.
 metadata = sa.MetaData()
 subscribers, subscriptions, issues, deliveries = (
@@ -115,3 +147,4 @@ for _version_added in sorted(ADDED):
     for _table, _column, _kind in ADDED[_version_added]:
         metadata.tables[_table].append_column(sa.Column(_column, _kind))
 feeds = v4.tables["feeds"].to_metadata(metadata)
+events, returns = (v8.tables[name].to_metadata(metadata) for name in ("events", "returns"))

@@ -15,7 +15,10 @@ from sqlalchemy.engine import Connection
 
 from ..inputs.addresses import check_name, normalize_address
 from .connection import Database
+from .history import record
 from .records import AddResult, Subscriber, utcnow
+
+LEFT = ("unsubscribed", "bounced", "complained")  # who is not signed up again without --resubscribe
 from .schema import subscribers, subscriptions
 
 
@@ -40,13 +43,13 @@ class Subscribers:
 
     def add(
         self, address: str, name: str, digests: Iterable[str], status: str = "active",
-        resubscribe: bool = False,
+        resubscribe: bool = False, how: str = "added by the operator",
     ) -> AddResult:
         """Create or update a subscriber (`status` active or pending) and their subscriptions.
 
-        Someone who unsubscribed or bounced is left as they are unless `resubscribe` says so,
-        and so is a subscription they ended: an import never signs anyone up again silently.
-        """
+        Someone who unsubscribed, bounced or complained is left as they are unless `resubscribe`
+        says so, and so is a subscription they ended: an import never signs anyone up again
+        silently. `how` goes into their history."""
         address, name = normalize_address(address), check_name(name)
         now = utcnow()
         wanted = "active" if status == "active" else "pending"
@@ -55,11 +58,14 @@ class Subscribers:
             if row is None:
                 subscriber_id = _insert(conn, subscribers, address=address, name=name, status=wanted,
                                         created_at=now, updated_at=now)
+                record(conn, subscriber_id, "added", how, at=now)
                 changed = True
             else:
                 subscriber_id = row.id
-                if row.status in ("unsubscribed", "bounced") and not resubscribe:
+                if row.status in LEFT and not resubscribe:
                     return AddResult(_subscriber(conn, row.id), created=False, changed=False, blocked=True)
+                if row.status in LEFT:
+                    record(conn, subscriber_id, "resubscribed", f"{how} (was {row.status})", at=now)
                 updates: dict[str, Any] = {}
                 if name and name != row.name:
                     updates["name"] = name
@@ -94,6 +100,7 @@ class Subscribers:
                 subscriber_status = "pending"
             else:
                 subscriber_id, subscriber_status = row.id, row.status
+            record(conn, subscriber_id, "requested", f"asked for {digest} on the web", at=now)
             existing = conn.execute(sa.select(subscriptions).where(
                 subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.digest == digest
             )).first()
@@ -120,6 +127,9 @@ class Subscribers:
                 subscribers.update().where(subscribers.c.id == row.subscriber_id, subscribers.c.status != "active")
                 .values(status="active", bounces=0, updated_at=now)
             )
+            if row.status != "active":
+                record(conn, row.subscriber_id, "confirmed", f"confirmed {row.digest} by the link in the confirmation "
+                       "message", at=now)
             return _subscriber(conn, row.subscriber_id), str(row.digest)
 
     def subscription(self, subscription_id: int) -> tuple[Subscriber, str, str] | None:
@@ -130,18 +140,20 @@ class Subscribers:
                 return None
             return _subscriber(conn, row.subscriber_id), str(row.digest), str(row.status)
 
-    def remove(self, address: str, digest: str | None = None) -> Subscriber | None:
+    def remove(self, address: str, digest: str | None = None, how: str = "removed by the operator") -> Subscriber | None:
         """Unsubscribe from one digest, or from all; the row stays, marked, so that a later
         import does not sign the address up again. None if the address is unknown."""
         with self.db.engine.begin() as conn:
             row = conn.execute(sa.select(subscribers.c.id).where(subscribers.c.address == address.lower())).first()
             if row is None:
                 return None
-            _unsubscribe(conn, row.id, digest)
+            _unsubscribe(conn, row.id, digest, how)
             return _subscriber(conn, row.id)
 
-    def unsubscribe(self, subscription_id: int) -> Subscriber | None:
-        """What an unsubscribe link does: end one subscription (idempotent)."""
+    def unsubscribe(self, subscription_id: int, how: str = "by the unsubscribe link",
+                    origin: str | None = None) -> Subscriber | None:
+        """What an unsubscribe link (or a mail to unsubscribe+TOKEN@) does: end one
+        subscription (idempotent)."""
         with self.db.engine.begin() as conn:
             row = conn.execute(
                 sa.select(subscriptions.c.subscriber_id, subscriptions.c.digest)
@@ -149,8 +161,13 @@ class Subscribers:
             ).first()
             if row is None:
                 return None
-            _unsubscribe(conn, row.subscriber_id, row.digest)
+            _unsubscribe(conn, row.subscriber_id, row.digest, how, origin)
             return _subscriber(conn, row.subscriber_id)
+
+    def by_id(self, subscriber_id: int) -> Subscriber | None:
+        with self.db.engine.connect() as conn:
+            found = conn.execute(sa.select(subscribers.c.id).where(subscribers.c.id == subscriber_id)).first()
+            return None if found is None else _subscriber(conn, subscriber_id)
 
     def iter(self, status: str | None = None, digest: str | None = None, batch: int = 1000) -> Iterator[Subscriber]:
         """Every subscriber in address order, read in batches so memory stays flat."""
@@ -221,14 +238,17 @@ def _subscribe(conn: Connection, subscriber_id: int, digest: str, status: str, r
     return True
 
 
-def _unsubscribe(conn: Connection, subscriber_id: int, digest: str | None) -> None:
+def _unsubscribe(conn: Connection, subscriber_id: int, digest: str | None, how: str,
+                 origin: str | None = None, status: str = "unsubscribed") -> None:
     now = utcnow()
     ended = subscriptions.update().where(
         subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.status != "unsubscribed"
     )
     if digest is not None:
         ended = ended.where(subscriptions.c.digest == digest)
-    conn.execute(ended.values(status="unsubscribed", updated_at=now))
+    if conn.execute(ended.values(status="unsubscribed", updated_at=now)).rowcount:
+        what = f"from {digest}" if digest else "from every digest"
+        record(conn, subscriber_id, "unsubscribed", f"{what}, {how}", origin=origin, at=now)
     remaining = conn.execute(
         sa.select(sa.func.count()).select_from(subscriptions).where(
             subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.status != "unsubscribed"
@@ -237,6 +257,29 @@ def _unsubscribe(conn: Connection, subscriber_id: int, digest: str | None) -> No
     if not remaining:
         conn.execute(
             subscribers.update()
-            .where(subscribers.c.id == subscriber_id, subscribers.c.status != "bounced")
-            .values(status="unsubscribed", updated_at=now)
+            .where(subscribers.c.id == subscriber_id, subscribers.c.status.not_in(("bounced", "complained")))
+            .values(status=status, updated_at=now)
         )
+
+
+def count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int, now: datetime, at_once: bool = False) -> bool:
+    """One more permanent failure for this address (or, `at_once`, one that is final, such as
+    5.1.1 "no such user"); True when it marked the subscriber bounced."""
+    conn.execute(
+        subscribers.update().where(subscribers.c.id == subscriber_id)
+        .values(bounces=subscribers.c.bounces + 1, updated_at=now)
+    )
+    limit = subscribers.c.bounces >= bounce_limit
+    return bool(conn.execute(
+        subscribers.update()
+        .where(subscribers.c.id == subscriber_id, subscribers.c.status == "active", sa.true() if at_once else limit)
+        .values(status="bounced", updated_at=now)
+    ).rowcount)
+
+
+def complained(conn: Connection, subscriber_id: int, detail: str, origin: str | None, now: datetime) -> None:
+    """A spam complaint: every subscription ended and the address suppressed ("complained"),
+    so no import signs it up again without --resubscribe."""
+    _unsubscribe(conn, subscriber_id, None, "after a complaint", origin, status="complained")
+    conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id)
+                 .values(status="complained", updated_at=now))
