@@ -46,8 +46,8 @@ def run() -> Run:
     """Run `newsletter ARGS...` in-process; stderr is kept apart from stdout."""
     runner = CliRunner()
 
-    def invoke(*args: str) -> Result:
-        return runner.invoke(cli, list(args), catch_exceptions=False)
+    def invoke(*args: str, input: bytes | str | None = None) -> Result:
+        return runner.invoke(cli, list(args), input=input, catch_exceptions=False)
 
     return invoke
 SEED = REPO.parent / "shared" / "seeds" / "000_270cdd7c17ee760f.txt"
@@ -77,3 +77,5 @@ def add_subscribers(project: Path, count: int, digest: str = "weekly") -> list[s
 
 from .smtp_server import make_smtp_server, smtp_server  # noqa: E402, F401  (fixtures)
 from .postgres import postgres  # noqa: E402, F401  (fixtures)
+from .postfix import postfix  # noqa: E402, F401  (fixtures)
+from .dovecot import dovecot  # noqa: E402, F401  (fixtures)

@@ -110,8 +110,9 @@ def test_an_answer_that_never_comes_makes_the_delivery_uncertain_not_resent_at_o
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_two_workers_with_a_rate_limit_and_a_short_lease_send_each_once(
-    sender: Path, run: Run, smtp_server: SmtpServer, kind: str, request: pytest.FixtureRequest
+    sender: Path, run: Run, make_smtp_server: object, kind: str, request: pytest.FixtureRequest
 ) -> None:
+    smtp_server: SmtpServer = make_smtp_server(pipelining=True)  # type: ignore[operator]
     if kind == "postgresql":
         config = sender / "config.yaml"
         url = request.getfixturevalue("postgres").database()

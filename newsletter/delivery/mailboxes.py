@@ -127,7 +127,8 @@ class ImapInbox:
         if status != "OK":
             raise UsageError(f"{self.name}: no folder {self.folder}")
         self.imap.create(_quoted(done_folder))  # fails harmlessly when it exists
-        self.can_move = "MOVE" in self.imap.capabilities
+        _, listed = self.imap.capability()  # after login: servers tell more than before it
+        self.can_move = any(b"MOVE" in line.upper().split() for line in listed if isinstance(line, bytes))
 
     def messages(self) -> Iterator[Incoming]:
         status, found = self.imap.uid("SEARCH", "UNSEEN")

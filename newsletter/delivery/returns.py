@@ -20,6 +20,9 @@ from typing import Literal, TypedDict
 from flufl.bounce import all_failures
 
 log = logging.getLogger("newsletter.inbound")
+# flufl.bounce logs a traceback for every detector a strange message trips up; such a message is
+# ours to report, in one line (usecases/inbound.py), not its.
+logging.getLogger("flufl.bounce").setLevel(logging.CRITICAL + 1)
 Kind = Literal["bounce", "complaint", "unsubscribe", "auto-reply", "unknown"]
 ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 ADDRESS = re.compile(r"<?([^<>\s;]+@[^<>\s;]+)>?")
@@ -27,6 +30,7 @@ ADDRESS = re.compile(r"<?([^<>\s;]+@[^<>\s;]+)>?")
 OUR_MESSAGE_ID = re.compile(r"<([A-Za-z0-9-]+)\.(\d+)\.([0-9a-f]{16})@([A-Za-z0-9.-]+)>")
 AUTO_SUBJECT = re.compile(r"^(auto(matic)?[ -]?(reply|response)|out of (the )?office|vacation|abwesen|absence)",
                           re.I)
+HEURISTIC_LIMIT = 2 * 1024 * 1024  # bytes of a message the older-format detectors are given
 COMPLAINTS = frozenset({"abuse", "fraud", "virus"})  # RFC 5965 feedback types that mean "do not mail me"
 
 
@@ -119,7 +123,8 @@ def _read(raw: bytes, domain: str) -> Returned:
         return _complaint(message, ours, domain, about)
     if unsubscribe is not None:
         return Returned("unsubscribe", "a message to the unsubscribe address", unsubscribe=unsubscribe, **about)
-    temporary, permanent = all_failures(message)
+    # The heuristic detectors read the whole body: a bounce is small, a 10 MB message is not one.
+    temporary, permanent = all_failures(message) if len(raw) <= HEURISTIC_LIMIT else (frozenset(), frozenset())
     if permanent or temporary:
         failures = tuple(
             [Failure(a.decode(errors="replace").lower(), "5.0.0", "reported by a bounce that is not a DSN")

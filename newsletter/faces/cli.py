@@ -631,29 +631,31 @@ def inbound(session: Session, maildir: Path | None, imap_url: str | None, watch:
         if maildir is None and imap_url is None:
             raise UsageError("--watch needs --maildir or --imap, or `inbound: maildir:` (or `imap:`) in config.yaml")
     piped = maildir is None and imap_url is None
-    with session.store() as store, stop_on_signals(announce=False) as stop:
-        while True:
-            try:
-                inbox = open_inbox(maildir, imap_url, settings.processed_folder, config.secrets.imap_password,
-                                   settings.cafile)
+    try:
+        with session.store() as store, stop_on_signals(announce=False) as stop:
+            while True:
                 try:
-                    report = process(config, store, inbox, stop.event)
-                finally:
-                    inbox.close()
-            except NewsletterError as exc:
-                if piped:  # the MTA keeps the message and hands it over again later
-                    raise WorkLeft(f"the message was not recorded ({' '.join(exc.lines())}); the MTA will "
-                                   "try again") from None
-                if not watch:
-                    raise
-                for line in exc.lines():
-                    logging.getLogger("newsletter.inbound").error("%s", line)
-                report = None
-            if report is not None and not piped:
-                kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(report.kinds.items())) or "nothing new"
-                click.echo(f"{inbox.name}: {report.seen} messages ({kinds}), {report.acted} acted on", err=True)
-            if not watch or stop.event.wait(every or settings.every):
-                break
+                    inbox = open_inbox(maildir, imap_url, settings.processed_folder, config.secrets.imap_password,
+                                       settings.cafile)
+                    try:
+                        report = process(config, store, inbox, stop.event)
+                    finally:
+                        inbox.close()
+                except NewsletterError as exc:
+                    if not watch or piped:
+                        raise
+                    for line in exc.lines():  # the IMAP server away, say: try again at the next look
+                        logging.getLogger("newsletter.inbound").error("%s", line)
+                else:
+                    if not piped:
+                        kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(report.kinds.items())) or "nothing new"
+                        click.echo(f"{inbox.name}: {report.seen} messages ({kinds}), {report.acted} acted on", err=True)
+                if not watch or stop.event.wait(every or settings.every):
+                    break
+    except NewsletterError as exc:
+        if piped:  # the MTA keeps the message and hands it over again later
+            raise WorkLeft(f"the message was not recorded ({' '.join(exc.lines())}); the MTA will try again") from None
+        raise
     if stop.signal == signal.SIGINT:
         raise Interrupted("interrupted: start it again to go on")
 

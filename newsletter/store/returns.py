@@ -64,7 +64,7 @@ class Returns:
             if not hard:
                 return f"{sent.address}: a soft bounce ({code}) recorded"
             if count_bounce(conn, sent.subscriber_id, bounce_limit, now, at_once=at_once):
-                why = f"{code}: no such mailbox" if at_once else f"{bounce_limit} permanent failures in a row"
+                why = "no such mailbox" if at_once else f"{bounce_limit} permanent failures in a row"
                 record(conn, sent.subscriber_id, "bounced", why, code=code, issue_id=sent.issue_id,
                        delivery_id=sent.delivery_id, origin=origin, at=now)
                 return f"{sent.address} marked bounced ({why})"

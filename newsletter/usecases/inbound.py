@@ -99,6 +99,8 @@ def _ours(config: Config, store: Store, found: returns.Returned) -> list[Sent]:
         if sent is not None:
             named[sent.delivery_id] = sent
     for ours in found.ours:
+        if ours.delivery_id in named:
+            continue  # named by its VERP address already
         sent = store.returns.sent(ours.delivery_id)
         if sent is not None and sent.nonce == ours.nonce and sent.issue_name == ours.issue:
             named[sent.delivery_id] = sent
@@ -110,7 +112,7 @@ def _bounce(config: Config, store: Store, found: returns.Returned, origin: str) 
     if not sent:
         return Handled("bounce", False, f"{found.why}: it names no delivery we made (no VERP address of ours, no "
                        "Message-ID of ours), so nothing changes")
-    origin = f"{found.message_id or '(no Message-ID)'} from {origin}"
+    origin = f"{found.message_id or '(no Message-ID)'} in {origin}"
     done: list[str] = []
     acted = False
     for delivery in sent:
@@ -138,7 +140,7 @@ def _failure_for(delivery: Sent, failures: tuple[returns.Failure, ...], alone: b
 
 
 def _complaint(config: Config, store: Store, found: returns.Returned, origin: str) -> Handled:
-    origin = f"{found.message_id or '(no Message-ID)'} from {origin}"
+    origin = f"{found.message_id or '(no Message-ID)'} in {origin}"
     code = found.feedback_type or "abuse"
     detail = f"a complaint (feedback type {code}) from {found.sender or 'a mailbox provider'}"
     sent = _ours(config, store, found)
@@ -176,7 +178,7 @@ def _unsubscribe(config: Config, store: Store, found: returns.Returned, origin: 
     if subscription is None:
         return Handled("unsubscribe", False, "the token is forged or altered: nothing changes")
     subscriber = store.subscribers.unsubscribe(subscription, how="by a message to the unsubscribe address",
-                                               origin=f"{found.message_id or '(no Message-ID)'} from {origin}")
+                                               origin=f"{found.message_id or '(no Message-ID)'} in {origin}")
     if subscriber is None:
         return Handled("unsubscribe", False, "the token names no subscription we have: nothing changes")
     return Handled("unsubscribe", True, f"{subscriber.address} unsubscribed")
