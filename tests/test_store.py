@@ -198,7 +198,9 @@ def test_deferred_deliveries_wait_for_their_time_and_failures_count_towards_boun
     assert store.outbox.mark_failed(delivery, "550 5.1.1 user unknown", "<m@x>", 1, "me:1:x") is True
     subscriber = store.subscribers.get("ann@example.org")
     assert subscriber is not None and subscriber.status == "bounced"
-    assert store.status.counts(issue.id) == {"queued": 0, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 1}
+    assert store.status.counts(issue.id) == {
+        "queued": 0, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 1, "withdrawn": 0,
+    }
 
 
 def test_listing_streams_in_batches(store: Store) -> None:

@@ -32,7 +32,7 @@ def test_tokens_are_stable_for_the_same_key() -> None:
         (lambda: unsubscribe_token(KEY, 7).replace("7.", "8.", 1), "not valid"),  # altered
         (lambda: unsubscribe_token(KEY, 7)[:-3], "not valid"),  # cut short
         (lambda: unsubscribe_token(KEY, 7).split(".")[0], "not complete"),  # signature missing
-        (lambda: confirm_token(KEY, 7, NOW), "not complete"),  # a token for another purpose
+        (lambda: confirm_token(KEY, 7, "c0de", NOW), "not complete"),  # a token for another purpose
         (lambda: "7.<script>", "not complete"),
         (lambda: "", "not complete"),
     ],
@@ -50,7 +50,23 @@ def test_the_same_fields_signed_for_another_purpose_do_not_verify() -> None:
 
 
 def test_a_confirmation_expires() -> None:
-    token = confirm_token(KEY, 42, NOW)
-    assert read_confirm_token(KEY, token, now=NOW + 47 * 3600, max_age=48 * 3600) == 42
+    token = confirm_token(KEY, 42, "c0de", NOW)
+    assert read_confirm_token(KEY, token, now=NOW + 47 * 3600, max_age=48 * 3600) == (42, "c0de")
     with pytest.raises(TokenError, match="expired"):
         read_confirm_token(KEY, token, now=NOW + 49 * 3600, max_age=48 * 3600)
+
+
+def test_preferences_and_editor_tokens_are_their_own() -> None:
+    from newsletter.delivery.tokens import (
+        editor_token, preferences_token, read_editor_token, read_preferences_token,
+    )
+
+    assert read_preferences_token(KEY, preferences_token(KEY, 9)) == 9
+    with pytest.raises(TokenError, match="not valid"):
+        read_preferences_token(KEY, unsubscribe_token(KEY, 9))  # an unsubscribe link opens no preferences
+    session = editor_token(KEY, "correct horse battery", NOW, "ab12")
+    read_editor_token(KEY, "correct horse battery", session, NOW + 3600, 12 * 3600)
+    with pytest.raises(TokenError, match="not valid"):  # a new password ends every session
+        read_editor_token(KEY, "another long password", session, NOW + 3600, 12 * 3600)
+    with pytest.raises(TokenError, match="expired"):
+        read_editor_token(KEY, "correct horse battery", session, NOW + 13 * 3600, 12 * 3600)

@@ -1,4 +1,5 @@
-"""Signed tokens for links in messages: unsubscribe (never expires) and confirm (expires).
+"""Signed tokens: links in messages (unsubscribe and preferences never expire; confirm
+expires and works once), forms, editor sessions and return paths.
 
 A token is `FIELD.FIELD...SIGNATURE`, all lowercase letters, digits and '-', so it fits in
 a URL path and in the local part of `unsubscribe+TOKEN@domain` (at most 64 characters) and
@@ -57,17 +58,48 @@ def read_unsubscribe_token(key: bytes, token: str) -> int:
     return int(subscription)
 
 
-def confirm_token(key: bytes, subscription_id: int, issued: int) -> str:
-    """A double opt-in confirmation for a subscription, issued at `issued` (Unix seconds)."""
-    return sign(key, "confirm", str(subscription_id), format(issued, "x"))
+def confirm_token(key: bytes, subscription_id: int, code: str, issued: int) -> str:
+    """A double opt-in confirmation for one request of a subscription (its `code`, see
+    store/readers.py), issued at `issued` (Unix seconds)."""
+    return sign(key, "confirm", str(subscription_id), code, format(issued, "x"))
 
 
-def read_confirm_token(key: bytes, token: str, now: int, max_age: int) -> int:
-    subscription, issued = verify(key, "confirm", token, 2)
+def read_confirm_token(key: bytes, token: str, now: int, max_age: int) -> tuple[int, str]:
+    """(subscription, code) of a genuine confirmation token that has not expired."""
+    subscription, code, issued = verify(key, "confirm", token, 3)
     age = now - int(issued, 16)
     if age > max_age or age < -300:
         raise TokenError("this confirmation link has expired: subscribe again to get a new one")
-    return int(subscription)
+    return int(subscription), code
+
+
+def preferences_token(key: bytes, subscriber_id: int) -> str:
+    """The reader's own preferences page. Like an unsubscribe link it does not expire (it is in
+    every message, of any age); the page changes nothing without a form we served."""
+    return sign(key, "preferences", str(subscriber_id))
+
+
+def read_preferences_token(key: bytes, token: str) -> int:
+    (subscriber,) = verify(key, "preferences", token, 1)
+    return int(subscriber)
+
+
+def editor_token(key: bytes, password: str, issued: int, nonce: str) -> str:
+    """An editor's session: signed with the key and the password, so changing the password
+    ends every session at once."""
+    return sign(key, _editor_purpose(password), format(issued, "x"), nonce)
+
+
+def read_editor_token(key: bytes, password: str, token: str, now: int, max_age: int) -> None:
+    """Accept a session cookie we issued for this password, within `max_age` seconds."""
+    (issued, _) = verify(key, _editor_purpose(password), token, 2)
+    age = now - int(issued, 16)
+    if age > max_age or age < -300:
+        raise TokenError("this editor session has expired: log in again")
+
+
+def _editor_purpose(password: str) -> str:
+    return "editor:" + hashlib.sha256(password.encode()).hexdigest()
 
 
 def form_token(key: bytes, nonce: str, issued: int) -> str:

@@ -2,7 +2,7 @@
 
 SQLAlchemy Core keeps one schema for both (schema.py); opening a store upgrades an older
 database in place (migrations.py). Each table group has a part of its own behind the one
-connection: `store.subscribers`, `store.issues`, `store.outbox`, `store.status`, `store.feeds`.
+connection: `store.subscribers`, `store.readers`, `store.issues`, `store.outbox`, `store.status`, `store.feeds`.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from .records import (
     DELIVERY_STATUSES, SUBSCRIBER_STATUSES, AddResult, Delivery, IssueState, Snapshot, StoredIssue, Subscriber,
     WorkerProgress, utcnow,
 )
+from .readers import Choice, Confirmation, Outcome, Readers, Request
 from .subscribers import Subscribers
 
 __all__ = [
-    "DELIVERY_STATUSES", "SCHEMA_VERSION", "SUBSCRIBER_STATUSES", "AddResult", "Delivery", "Event", "IssueState", "Snapshot",
-    "Sent", "Store", "StoredIssue", "Subscriber", "WorkerProgress", "lease_owner", "migrate", "utcnow",
+    "DELIVERY_STATUSES", "SCHEMA_VERSION", "SUBSCRIBER_STATUSES", "AddResult", "Choice", "Confirmation", "Delivery",
+    "Event", "IssueState", "Outcome", "Request", "Snapshot", "Sent", "Store", "StoredIssue", "Subscriber", "WorkerProgress", "lease_owner", "migrate", "utcnow",
 ]
 
 
@@ -37,6 +38,7 @@ class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.subscribers = Subscribers(db)
+        self.readers = Readers(db)
         self.issues = Issues(db)
         self.outbox = Outbox(db)
         self.status = DeliveryStatus(db)

@@ -81,6 +81,19 @@ class Issues:
             for row in conn.execute(sa.select(issues).order_by(issues.c.as_of.desc(), issues.c.id.desc())):
                 yield StoredIssue(**row._mapping)
 
+    def published(self, digest: str | None = None, name: str | None = None, limit: int = 500) -> list[StoredIssue]:
+        """Issues that went out (at least one delivery sent), newest first: all the public may
+        see. A test copy or an issue stored, queued or failed to everyone is not among them."""
+        sent = sa.select(deliveries.c.id).where(deliveries.c.issue_id == issues.c.id, deliveries.c.status == "sent")
+        query = sa.select(issues).where(sent.exists())
+        if digest is not None:
+            query = query.where(issues.c.digest == digest)
+        if name is not None:
+            query = query.where(issues.c.digest + "-" + issues.c.period == name)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(query.order_by(issues.c.as_of.desc(), issues.c.id.desc()).limit(limit)).all()
+        return [StoredIssue(**row._mapping) for row in rows]
+
     def save(self, snapshot: Snapshot) -> tuple[StoredIssue, bool]:
         """Store the issue of (digest, period) once; (the stored issue, whether this call wrote it).
 

@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +37,17 @@ _MARK_SENT = (
 )
 PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 # A DateTime in SQLite as SQLAlchemy stores it ("2026-12-01 23:19:43.000123"), so they compare.
+
+
+WITHDRAWN = "the reader unsubscribed or paused before it went out"
+DELIVERY_FIELDS = tuple(f.name for f in fields(Delivery))
+
+
+def _still_wanted(row: Any, now: datetime) -> bool:
+    """Whether the reader still wants the message a delivery was queued for: an unsubscribe,
+    a bounce, a complaint or a pause since it was queued withdraws it."""
+    paused = row.paused_until is not None and row.paused_until > now
+    return row.subscriber_status == "active" and row.subscription_status == "active" and not paused
 
 
 def recipients_of_issue(issue_id: int) -> sa.Select[Any]:
@@ -144,12 +156,21 @@ class Outbox:
                     deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.subscription_id,
                     subscribers.c.address, subscribers.c.name, deliveries.c.attempts, deliveries.c.message_id,
                     subscribers.c.bounces, deliveries.c.first_attempt_at, deliveries.c.issue_id,
+                    subscribers.c.plain_text, subscribers.c.status.label("subscriber_status"),
+                    subscribers.c.paused_until, subscriptions.c.status.label("subscription_status"),
                 )
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+                .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
                 .where(deliveries.c.id.in_(taken))
                 .order_by(deliveries.c.id)
             ).all()
-        return [Delivery(**row._mapping) for row in rows]
+            gone = [row.id for row in rows if not _still_wanted(row, now)]
+            if gone:
+                conn.execute(deliveries.update().where(deliveries.c.id.in_(gone)).values(
+                    status="withdrawn", last_error=WITHDRAWN, updated_at=now, lease_owner=None, lease_expires=None,
+                    next_attempt_at=None,
+                ))
+        return [Delivery(**{k: row._mapping[k] for k in DELIVERY_FIELDS}) for row in rows if row.id not in gone]
 
     def reclaim_dead(self, issue_id: int) -> None:
         """Free at once the leases of senders on this host that no longer run (a killed send):

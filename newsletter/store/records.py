@@ -11,7 +11,8 @@ SUBSCRIBER_STATUSES = ("pending", "active", "unsubscribed", "bounced", "complain
 SUBSCRIPTION_STATUSES = ("pending", "active", "unsubscribed")
 # uncertain: the whole message went out and the server's answer never came; it waits for the
 # retry schedule like a deferred one, and goes out again with the same Message-ID.
-DELIVERY_STATUSES = ("queued", "deferred", "uncertain", "sent", "failed")
+# withdrawn: the reader unsubscribed, bounced, complained or paused after it was queued.
+DELIVERY_STATUSES = ("queued", "deferred", "uncertain", "sent", "failed", "withdrawn")
 UNFINISHED = ("queued", "deferred", "uncertain")  # deliveries still to make
 
 
@@ -47,6 +48,11 @@ class Subscriber:
     status: str
     digests: tuple[str, ...]  # digests with an active subscription
     created_at: datetime
+    paused_until: datetime | None = None  # naive UTC: nothing is sent before then
+    plain_text: bool = False  # the plaintext part only, no HTML
+
+    def paused(self, now: datetime) -> bool:
+        return self.paused_until is not None and self.paused_until > now
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,7 @@ class Delivery:
     bounces: int  # the subscriber's permanent failures in a row so far
     first_attempt_at: datetime | None = None  # naive UTC; None before the first try
     issue_id: int = 0
+    plain_text: bool | None = False  # the reader wants the plaintext part only
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,12 @@ ADDED: dict[int, tuple[tuple[str, str, sa.types.TypeEngine[Any]], ...]] = {
     ),
     # When a delivery was first tried: deferred ones are given up `max_age` after it.
     7: (("deliveries", "first_attempt_at", sa.DateTime()),),
+    # What readers choose themselves: a pause, plain text only; and the code of the one
+    # confirmation link that may still make a requested subscription active.
+    9: (
+        ("subscribers", "paused_until", sa.DateTime()), ("subscribers", "plain_text", sa.Boolean()),
+        ("subscriptions", "confirm_code", sa.String(32)),
+    ),
 }
 
 # Version 4: what each news feed answered last, for conditional GETs (ETag, Last-Modified).

@@ -1,7 +1,7 @@
 """Subscribers and their subscriptions: who receives which digest, and who asked to leave.
 
-Every way in (the CLI, a CSV import, the web form) comes through `add` or `request`, which
-check the address and the name at the door, so no row holds what cannot go into a header.
+Every way in (the CLI, a CSV import, the web form) comes through `add` or `Readers.request`,
+which check the address and the name at the door, so no row holds what cannot go into a header.
 """
 
 from __future__ import annotations
@@ -17,13 +17,18 @@ from ..inputs.addresses import check_name, normalize_address
 from .connection import Database
 from .history import record
 from .records import AddResult, Subscriber, utcnow
-
-LEFT = ("unsubscribed", "bounced", "complained")  # who is not signed up again without --resubscribe
 from .schema import subscribers, subscriptions
 
+LEFT = ("unsubscribed", "bounced", "complained")  # who is not signed up again without --resubscribe
 
-def recipients(digest: str) -> sa.Select[Any]:
-    """(subscriber_id, subscription_id) of everyone who receives `digest` now."""
+
+def not_paused(now: datetime) -> sa.ColumnElement[bool]:
+    """Subscribers who have not paused their digests past `now`."""
+    return sa.or_(subscribers.c.paused_until.is_(None), subscribers.c.paused_until <= now)
+
+
+def recipients(digest: str, now: datetime | None = None) -> sa.Select[Any]:
+    """(subscriber_id, subscription_id) of everyone who receives `digest` now (not paused)."""
     return (
         sa.select(subscribers.c.id.label("subscriber_id"), subscriptions.c.id.label("subscription_id"))
         .join(subscriptions, subscriptions.c.subscriber_id == subscribers.c.id)
@@ -31,6 +36,7 @@ def recipients(digest: str) -> sa.Select[Any]:
             subscribers.c.status == "active",
             subscriptions.c.status == "active",
             subscriptions.c.digest == digest,
+            not_paused(now or utcnow()),
         )
     )
 
@@ -56,14 +62,14 @@ class Subscribers:
         with self.db.engine.begin() as conn:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.address == address)).first()
             if row is None:
-                subscriber_id = _insert(conn, subscribers, address=address, name=name, status=wanted,
+                subscriber_id = insert_row(conn, subscribers, address=address, name=name, status=wanted,
                                         created_at=now, updated_at=now)
                 record(conn, subscriber_id, "added", how, at=now)
                 changed = True
             else:
                 subscriber_id = row.id
                 if row.status in LEFT and not resubscribe:
-                    return AddResult(_subscriber(conn, row.id), created=False, changed=False, blocked=True)
+                    return AddResult(subscriber_record(conn, row.id), created=False, changed=False, blocked=True)
                 if row.status in LEFT:
                     record(conn, subscriber_id, "resubscribed", f"{how} (was {row.status})", at=now)
                 updates: dict[str, Any] = {}
@@ -77,60 +83,12 @@ class Subscribers:
             level = wanted if row is None or row.status != "active" else "active"
             for digest in dict.fromkeys(digests):
                 changed |= _subscribe(conn, subscriber_id, digest, level, resubscribe, now)
-            return AddResult(_subscriber(conn, subscriber_id), created=row is None, changed=changed)
+            return AddResult(subscriber_record(conn, subscriber_id), created=row is None, changed=changed)
 
     def get(self, address: str) -> Subscriber | None:
         with self.db.engine.connect() as conn:
             row = conn.execute(sa.select(subscribers.c.id).where(subscribers.c.address == address.lower())).first()
-            return None if row is None else _subscriber(conn, row.id)
-
-    def request(self, address: str, name: str, digest: str) -> int | None:
-        """A subscription someone asked for on the web, pending until confirmed.
-
-        Returns the subscription to confirm, or None when the address already receives the
-        digest (nothing to confirm). Someone who left earlier may come back this way: they ask
-        for it themselves, and only their confirmation makes it active."""
-        address, name = normalize_address(address), check_name(name)
-        now = utcnow()
-        with self.db.engine.begin() as conn:
-            row = conn.execute(sa.select(subscribers).where(subscribers.c.address == address)).first()
-            if row is None:
-                subscriber_id = _insert(conn, subscribers, address=address, name=name, status="pending",
-                                        created_at=now, updated_at=now)
-                subscriber_status = "pending"
-            else:
-                subscriber_id, subscriber_status = row.id, row.status
-            record(conn, subscriber_id, "requested", f"asked for {digest} on the web", at=now)
-            existing = conn.execute(sa.select(subscriptions).where(
-                subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.digest == digest
-            )).first()
-            if existing is not None and existing.status == "active" and subscriber_status == "active":
-                return None
-            if existing is None:
-                return _insert(conn, subscriptions, subscriber_id=subscriber_id, digest=digest, status="pending",
-                               created_at=now, updated_at=now)
-            if existing.status != "pending":
-                conn.execute(subscriptions.update().where(subscriptions.c.id == existing.id)
-                             .values(status="pending", updated_at=now))
-            return int(existing.id)
-
-    def confirm(self, subscription_id: int) -> tuple[Subscriber, str] | None:
-        """Make a requested subscription active (and its subscriber); the same again is harmless.
-        Returns the subscriber and the digest, or None for an unknown subscription."""
-        now = utcnow()
-        with self.db.engine.begin() as conn:
-            row = conn.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
-            if row is None:
-                return None
-            conn.execute(subscriptions.update().where(subscriptions.c.id == row.id).values(status="active", updated_at=now))
-            conn.execute(
-                subscribers.update().where(subscribers.c.id == row.subscriber_id, subscribers.c.status != "active")
-                .values(status="active", bounces=0, updated_at=now)
-            )
-            if row.status != "active":
-                record(conn, row.subscriber_id, "confirmed", f"confirmed {row.digest} by the link in the confirmation "
-                       "message", at=now)
-            return _subscriber(conn, row.subscriber_id), str(row.digest)
+            return None if row is None else subscriber_record(conn, row.id)
 
     def subscription(self, subscription_id: int) -> tuple[Subscriber, str, str] | None:
         """(subscriber, digest, subscription status) for a subscription id."""
@@ -138,7 +96,7 @@ class Subscribers:
             row = conn.execute(sa.select(subscriptions).where(subscriptions.c.id == subscription_id)).first()
             if row is None:
                 return None
-            return _subscriber(conn, row.subscriber_id), str(row.digest), str(row.status)
+            return subscriber_record(conn, row.subscriber_id), str(row.digest), str(row.status)
 
     def remove(self, address: str, digest: str | None = None, how: str = "removed by the operator") -> Subscriber | None:
         """Unsubscribe from one digest, or from all; the row stays, marked, so that a later
@@ -147,8 +105,8 @@ class Subscribers:
             row = conn.execute(sa.select(subscribers.c.id).where(subscribers.c.address == address.lower())).first()
             if row is None:
                 return None
-            _unsubscribe(conn, row.id, digest, how)
-            return _subscriber(conn, row.id)
+            end_subscriptions(conn, row.id, digest, how)
+            return subscriber_record(conn, row.id)
 
     def unsubscribe(self, subscription_id: int, how: str = "by the unsubscribe link",
                     origin: str | None = None) -> Subscriber | None:
@@ -161,13 +119,13 @@ class Subscribers:
             ).first()
             if row is None:
                 return None
-            _unsubscribe(conn, row.subscriber_id, row.digest, how, origin)
-            return _subscriber(conn, row.subscriber_id)
+            end_subscriptions(conn, row.subscriber_id, row.digest, how, origin)
+            return subscriber_record(conn, row.subscriber_id)
 
     def by_id(self, subscriber_id: int) -> Subscriber | None:
         with self.db.engine.connect() as conn:
             found = conn.execute(sa.select(subscribers.c.id).where(subscribers.c.id == subscriber_id)).first()
-            return None if found is None else _subscriber(conn, subscriber_id)
+            return None if found is None else subscriber_record(conn, subscriber_id)
 
     def iter(self, status: str | None = None, digest: str | None = None, batch: int = 1000) -> Iterator[Subscriber]:
         """Every subscriber in address order, read in batches so memory stays flat."""
@@ -198,7 +156,7 @@ class Subscribers:
             for sub in active:
                 digests.setdefault(sub.subscriber_id, []).append(sub.digest)
             for row in rows:
-                yield Subscriber(row.id, row.address, row.name, row.status, tuple(digests.get(row.id, ())), row.created_at)
+                yield _record(row, tuple(digests.get(row.id, ())))
             after = rows[-1].address
 
     def count_recipients(self, digest: str) -> int:
@@ -206,20 +164,27 @@ class Subscribers:
             return int(conn.execute(sa.select(sa.func.count()).select_from(recipients(digest).subquery())).scalar() or 0)
 
 
-def _insert(conn: Connection, table: sa.Table, **values: Any) -> int:
+def insert_row(conn: Connection, table: sa.Table, **values: Any) -> int:
+    """Insert one row; its new id."""
     inserted = conn.execute(table.insert().values(**values)).inserted_primary_key
     assert inserted is not None
     return int(inserted[0])
 
 
-def _subscriber(conn: Connection, subscriber_id: int) -> Subscriber:
+def subscriber_record(conn: Connection, subscriber_id: int) -> Subscriber:
+    """The subscriber as the store hands it out, with the digests they receive."""
     row = conn.execute(sa.select(subscribers).where(subscribers.c.id == subscriber_id)).one()
     digests = conn.execute(
         sa.select(subscriptions.c.digest)
         .where(subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.status == "active")
         .order_by(subscriptions.c.digest)
     ).scalars().all()
-    return Subscriber(row.id, row.address, row.name, row.status, tuple(digests), row.created_at)
+    return _record(row, tuple(digests))
+
+
+def _record(row: Any, digests: tuple[str, ...]) -> Subscriber:
+    return Subscriber(row.id, row.address, row.name, row.status, digests, row.created_at, row.paused_until,
+                      bool(row.plain_text))
 
 
 def _subscribe(conn: Connection, subscriber_id: int, digest: str, status: str, resubscribe: bool, now: datetime) -> bool:
@@ -227,7 +192,7 @@ def _subscribe(conn: Connection, subscriber_id: int, digest: str, status: str, r
         subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.digest == digest
     )).first()
     if existing is None:
-        _insert(conn, subscriptions, subscriber_id=subscriber_id, digest=digest, status=status,
+        insert_row(conn, subscriptions, subscriber_id=subscriber_id, digest=digest, status=status,
                 created_at=now, updated_at=now)
         return True
     if existing.status == status or existing.status == "active":
@@ -238,15 +203,17 @@ def _subscribe(conn: Connection, subscriber_id: int, digest: str, status: str, r
     return True
 
 
-def _unsubscribe(conn: Connection, subscriber_id: int, digest: str | None, how: str,
-                 origin: str | None = None, status: str = "unsubscribed") -> None:
+def end_subscriptions(conn: Connection, subscriber_id: int, digest: str | None, how: str,
+                      origin: str | None = None, status: str = "unsubscribed") -> None:
+    """End one subscription (or all, `digest` None), recorded with `how`; a subscriber left with
+    none becomes `status`. A confirmation link still out for it stops working."""
     now = utcnow()
     ended = subscriptions.update().where(
         subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.status != "unsubscribed"
     )
     if digest is not None:
         ended = ended.where(subscriptions.c.digest == digest)
-    if conn.execute(ended.values(status="unsubscribed", updated_at=now)).rowcount:
+    if conn.execute(ended.values(status="unsubscribed", confirm_code=None, updated_at=now)).rowcount:
         what = f"from {digest}" if digest else "from every digest"
         record(conn, subscriber_id, "unsubscribed", f"{what}, {how}", origin=origin, at=now)
     remaining = conn.execute(
@@ -280,6 +247,6 @@ def count_bounce(conn: Connection, subscriber_id: int, bounce_limit: int, now: d
 def complained(conn: Connection, subscriber_id: int, detail: str, origin: str | None, now: datetime) -> None:
     """A spam complaint: every subscription ended and the address suppressed ("complained"),
     so no import signs it up again without --resubscribe."""
-    _unsubscribe(conn, subscriber_id, None, "after a complaint", origin, status="complained")
+    end_subscriptions(conn, subscriber_id, None, "after a complaint", origin, status="complained")
     conn.execute(subscribers.update().where(subscribers.c.id == subscriber_id)
                  .values(status="complained", updated_at=now))
