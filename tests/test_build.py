@@ -15,17 +15,20 @@ from newsletter.compose.digest import moment
 
 from .conftest import Run
 
-# The seed digest as of 30 July 2022: the newest eight timeline entries, newest first. Entries
-# known only to the month sort by the month's last day (capped at the as-of day), then by title.
+# The seed digest as of 30 July 2022: the newest eight timeline entries (entries known only to
+# the month count as late as the month's last day, capped at the as-of day), shown as a reader
+# reads them: by month, newest first, by the middle of each entry's span, and entries known only
+# to the month at the end of it.
+EXPECTED_MONTHS = ["July 2022", "June 2022"]
 EXPECTED_ENTRIES = [
     "Israel downs three Hezbollah drones over the Karish gas field",  # 2022-07-02
     "Hossein Taeb removed as IRGC intelligence chief",  # late 2022-06
-    "Herzog and Lapid thank Ankara",  # 2022-06
-    "Iran sponsors a joint YPG-militia operations room in northern Syria",  # 2022-06
-    "Turkish police and MIT arrest eight over a plot against Israel's ex-consul in Istanbul",  # 2022-06
     "Lapid visits Ankara and praises security cooperation",  # 2022-06-23
     "Bennett thanks Turkey for helping thwart attacks",  # 2022-06-20
     "Iran's foreign ministry calls the charges baseless",  # mid 2022-06
+    "Herzog and Lapid thank Ankara",  # 2022-06
+    "Iran sponsors a joint YPG-militia operations room in northern Syria",  # 2022-06
+    "Turkish police and MIT arrest eight over a plot against Israel's ex-consul in Istanbul",  # 2022-06
 ]
 
 
@@ -53,6 +56,9 @@ def test_the_seed_digest_has_every_key_point_and_the_latest_entries_in_order(pro
             assert source.publisher in point
     titles = [p.text_content() for p in doc.xpath("//p[contains(@class, 'entry-title')]")]
     assert titles == EXPECTED_ENTRIES
+    assert [h.text_content() for h in doc.xpath("//h3[contains(@class, 'month-title')]")] == EXPECTED_MONTHS
+    marked = [" ".join(p.text_content().split()) for p in doc.xpath("//p[contains(@class, 'entry-date')]")]
+    assert marked[1:3] == ["Late June 2022 \u00b7 date approximate", "23 June 2022"]
     text = files["digest.txt"].decode()
     timeline = text[text.index("LATEST ON THE TIMELINE"):]
     positions = [timeline.index(" ".join(title.split()[:4])) for title in EXPECTED_ENTRIES]
@@ -89,3 +95,37 @@ def test_an_arabic_digest_builds_right_to_left(rtl_project: Path, run: Run) -> N
     assert "\u0627\u0644\u0646\u0642\u0627\u0637 \u0627\u0644\u0631\u0626\u064a\u0633\u064a\u0629" in html  # key points
     text = (rtl_project / "out" / "arabic-2022-W30" / "digest.txt").read_text(encoding="utf-8")
     assert "\u060c " in text or "\u061b " in text  # Arabic comma or semicolon between items
+
+
+def test_the_issue_id_stays_whole_in_every_right_to_left_place(rtl_project: Path, run: Run) -> None:
+    assert run("build", "--as-of", "2022-07-30").exit_code == 0
+    folder = rtl_project / "out" / "arabic-2022-W30"
+    doc = lxml_html.document_fromstring((folder / "digest.html").read_text(encoding="utf-8"))
+    (kicker,) = doc.xpath("//p[contains(@class, 'kicker')]")
+    assert [(s.get("dir"), s.text) for s in kicker.xpath("./span")] == [("ltr", "2022-W30")]
+    assert "rtl" in doc.xpath("//h1")[0].get("class")  # a font with Arabic glyphs, not Georgia
+    assert "Tahoma" in doc.xpath("//h1")[0].get("style")
+    text = (folder / "digest.txt").read_text(encoding="utf-8")
+    assert "\u20662022-W30\u2069" in text  # isolated where there is no markup: LRI ... PDI
+    message = email.message_from_bytes((folder / "digest.eml").read_bytes(), policy=email.policy.default)
+    assert "\u20662022-W30\u2069" in message["Subject"]
+
+
+def test_view_in_browser_comes_first_and_the_footer_has_the_readers_links(project: Path) -> None:
+    config = project / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8").replace(
+        "  postal_address: Threat Digest, 100 Example Street, 06000 Ankara, Türkiye\n",
+        "  postal_address: Threat Digest, PO Box 12, 1000 Brussels\n"))
+    files = build_seed(project, project / "out")
+    doc = lxml_html.document_fromstring(files["digest.html"].decode())
+    links = doc.xpath("//body//a")
+    assert (links[0].text_content(), links[0].get("href")) == (
+        "View in your browser", "https://threat-digest.example.org/issues/weekly-2022-W30")
+    (footer,) = doc.xpath("//td[contains(@class, 'footer')]")
+    assert [a.text_content() for a in footer.xpath(".//a")] == ["Your preferences", "Unsubscribe", "Read this issue online"]
+    assert footer.xpath(".//a/@href")[:2] == [
+        "https://threat-digest.example.org/p/preview", "https://threat-digest.example.org/u/preview"]
+    assert "Threat Digest, PO Box 12, 1000 Brussels" in footer.text_content()
+    text = files["digest.txt"].decode()
+    assert text.startswith("View in your browser: https://threat-digest.example.org/issues/weekly-2022-W30\n")
+    assert "Threat Digest, PO Box 12, 1000 Brussels" in text[text.index("\n--\n"):]

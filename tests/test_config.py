@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.inputs.config import load_config
-from newsletter.errors import ConfigError, Invalid, NewsletterError
+from newsletter.inputs.config import Mailbox, load_config
+from newsletter.errors import ConfigError, Invalid, NewsletterError, UsageError
 
 
 def line_of(text: str, needle: str) -> int:
@@ -120,6 +120,14 @@ BAD_CONFIG = [
         id="password in the transport",
     ),
     pytest.param(
+        "rate: 0 ", "rate: 0\n  reply_to: {name: Analysts}\n  #", "reply_to:",
+        "delivery.reply_to.address: is required but missing", id="reply_to without an address",
+    ),
+    pytest.param(
+        "store: .state/newsletter.db", "store: .state/newsletter.db\nweb:\n  trusted_proxies: [10.0.0.0/8, nginx]",
+        "trusted_proxies", "web.trusted_proxies: 'nginx' is not an IP address or network", id="a proxy by name",
+    ),
+    pytest.param(
         "transport: file:out/maildir", "transport: carrier-pigeon://loft", "transport: carrier",
         "delivery.transport: transport 'carrier-pigeon://loft': unknown kind of transport", id="unknown transport",
     ),
@@ -159,3 +167,20 @@ def test_an_arabic_digest_reads_right_to_left(project: Path) -> None:
     problems, _ = problems_after(project, "language: en", "language: ar")
     assert problems == []
     assert load_config(project / "config.yaml").digest("weekly").direction == "rtl"
+
+
+def test_delivery_reply_to_is_the_default_for_digests_and_the_postal_address_is_one_line(project: Path) -> None:
+    path = project / "config.yaml"
+    text = path.read_text(encoding="utf-8").replace(
+        "  rate: 0 ", "  reply_to: {name: Analysts, address: analysts@threat-digest.example.org}\n  rate: 0 ").replace(
+        "  postal_address: Threat Digest, 100 Example Street, 06000 Ankara, Türkiye\n",
+        "  postal_address: |\n    Threat Digest\n    PO Box 12, Brussels\n")
+    path.write_text(text, encoding="utf-8")
+    config = load_config(path, {})
+    assert config.digest("weekly").reply_to == Mailbox("Analysts", "analysts@threat-digest.example.org")
+    assert config.site.postal_address == "Threat Digest PO Box 12, Brussels"
+
+
+def test_a_short_editor_password_is_refused(project: Path) -> None:
+    with pytest.raises(UsageError, match="NEWSLETTER_EDITOR_PASSWORD is too short"):
+        load_config(project / "config.yaml", {"NEWSLETTER_EDITOR_PASSWORD": "hunter2"})

@@ -221,7 +221,7 @@ def test_a_stop_finishes_the_message_in_flight_and_a_later_run_resumes(
 
     report = run(store, prepared, smtp_server, stop=stop, progress=progress)
     assert report.stopped and report.sent == 25 and report.remaining == 35
-    assert store.status.counts(issue.id) == {"queued": 35, "deferred": 0, "uncertain": 0, "sent": 25, "failed": 0}
+    assert store.status.counts(issue.id) == {"queued": 35, "deferred": 0, "uncertain": 0, "sent": 25, "failed": 0, "withdrawn": 0}
     rest = run(store, prepared, smtp_server)
     assert rest.sent == 35
     assert sorted(smtp_server.recipients()) == addresses

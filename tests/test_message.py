@@ -196,3 +196,14 @@ def test_quoted_printable_bodies_never_start_a_line_with_a_dot(text: str) -> Non
 def test_a_whole_message_needs_no_dot_stuffing(rendered: Rendered) -> None:
     raw = wire(rendered)
     assert PreparedMessage.dot_safe and b"\n." not in raw and not raw.startswith(b".")
+
+
+def test_a_reader_who_chose_plain_text_gets_the_text_part_alone(rendered: Rendered) -> None:
+    raw = PreparedMessage(rendered, SITE).for_recipient(
+        Mailbox("Reader", "reader@example.org"), "tok123", "<m.1@news.example.org>", WHEN, "pref456", plain=True)
+    message = parse(raw)
+    assert message.get_content_type() == "text/plain" and not message.is_multipart()
+    body = message.get_content()
+    assert "https://news.example.org/u/tok123" in body and "https://news.example.org/p/pref456" in body
+    assert "<html" not in body and message["List-Unsubscribe"]
+    assert max(len(line) for line in raw.split(b"\r\n")) <= 78

@@ -15,7 +15,7 @@ import newsletter.compose.render as render_module
 from newsletter.inputs.content import Author, KeyPoint, Library, Related, Source
 from newsletter.compose.digest import Issue, compose, moment
 from newsletter.errors import TemplateError
-from newsletter.compose.render import UNSUBSCRIBE_URL, Renderer
+from newsletter.compose.render import PREFERENCES_URL, UNSUBSCRIBE_URL, Renderer
 
 from .samples import DIGEST, SITE, SOURCE, brief, entry
 
@@ -93,6 +93,9 @@ def test_css_is_inlined_once_and_the_dark_and_mobile_rules_survive(
     assert "@media (prefers-color-scheme: dark)" in styles
     assert "@media screen and (max-width: 620px)" in styles
     assert "!important" in styles
+    for heading in doc.xpath("//h1 | //h2 | //h3"):  # each names its font: clients restyle headings
+        assert "font-family:" in heading.get("style", ""), heading.text_content()
+    assert "Times New Roman" in doc.xpath("//h1")[0].get("style")  # the stylesheet is not escaped: quotes work
 
 
 def test_text_is_escaped_and_markdown_is_rendered_then_sanitized(renderer: Renderer) -> None:
@@ -123,7 +126,7 @@ def test_authors_related_briefs_and_the_footer_are_there(renderer: Renderer) -> 
     assert "By Ali Bakir and Omer Ozkizilcik" in doc.text_content()
     assert doc.xpath("//p[contains(@class, 'related')]/a/@href") == ["https://example.org/drones"]
     footer = doc.xpath("//td[contains(@class, 'footer')]")[0]
-    assert footer.xpath(".//a/@href") == [UNSUBSCRIBE_URL, f"{SITE.base_url}/issues/weekly-2022-W30"]
+    assert footer.xpath(".//a/@href") == [PREFERENCES_URL, UNSUBSCRIBE_URL, f"{SITE.base_url}/issues/weekly-2022-W30"]
 
 
 def test_entries_show_their_date_at_its_precision(renderer: Renderer) -> None:
@@ -180,10 +183,10 @@ def edit(path: Path, old: str, new: str) -> int:
 
 
 def test_a_missing_template_variable_names_the_template_line(templates: Path) -> None:
-    line = edit(templates / "digest.html", "{{ digest.title }}</h1>", "{{ digest.titel }}</h1>")
+    line = edit(templates / "mail.html", "{{ digest.title }}</h1>", "{{ digest.titel }}</h1>")
     with pytest.raises(TemplateError) as raised:
         Renderer(templates, SITE).render(issue_of())
-    assert (raised.value.file.name, raised.value.line, raised.value.field) == ("digest.html", line, "template")
+    assert (raised.value.file.name, raised.value.line, raised.value.field) == ("mail.html", line, "template")
     assert "has no attribute 'titel'" in raised.value.message
 
 

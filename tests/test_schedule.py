@@ -245,7 +245,8 @@ def test_on_schedule_queue_leaves_the_sending_to_workers(project: Path, monkeypa
     add_subscribers(project, 3)
     Runner(load_config(config), threading.Event()).fire("weekly", datetime(2022, 7, 25, 4, 0, tzinfo=UTC))
     (issue,) = store_of(project).issues.iter()
-    assert store_of(project).status.counts(issue.id) == {"queued": 3, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 0}
+    assert store_of(project).status.counts(issue.id) == {"queued": 3, "deferred": 0, "uncertain": 0, "sent": 0, "failed": 0,
+                                                        "withdrawn": 0}
     report = work(load_config(config), threading.Event(), until_idle=True)
     assert report.sent == 3 and store_of(project).status.counts(issue.id)["sent"] == 3
 

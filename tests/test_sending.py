@@ -53,7 +53,7 @@ def test_import_then_send_delivers_exactly_once_to_a_real_server(
     assert len(smtp_server.recipients()) == 2
 
     status = run("status")
-    assert status.stdout.splitlines()[1].split() == ["queued", "0", "deferred", "0", "uncertain", "0", "sent", "2", "failed", "0"]
+    assert status.stdout.splitlines()[1].split() == ["queued", "0", "deferred", "0", "uncertain", "0", "sent", "2", "failed", "0", "withdrawn", "0"]
 
 
 def test_a_test_copy_touches_no_delivery(sender: Path, run: Run, smtp_server: SmtpServer) -> None:
@@ -63,6 +63,9 @@ def test_a_test_copy_touches_no_delivery(sender: Path, run: Run, smtp_server: Sm
     assert result.stdout.startswith(f"test copy of weekly sent to editor@example.org via {smtp_server.url}: ")
     assert smtp_server.recipients() == ["editor@example.org"]
     assert store_of(sender).issues.latest() is None
+    (copy,) = smtp_server.messages()
+    subject = email.message_from_bytes(copy.data, policy=email.policy.default)["Subject"]
+    assert subject.startswith("[TEST] Iran, Turkey and Israel Weekly 2022-W30")  # a reader's copy never has the mark
 
 
 def test_the_shipped_config_sends_into_a_maildir_without_a_secret(

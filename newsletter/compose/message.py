@@ -20,10 +20,11 @@ from email.utils import format_datetime, formataddr
 from ..errors import NewsletterError
 from ..inputs.config import Mailbox, Site
 from ..inputs.headers import MAX_NAME_LENGTH, header_value
-from .render import UNSUBSCRIBE_URL, Rendered
+from .render import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, Rendered, fill
 
 SMTP_POLICY = email.policy.SMTP.clone(max_line_length=78)
 MAX_TOKEN_LENGTH = 52  # `unsubscribe+TOKEN` must fit the 64-character local part
+SAMPLE_TOKEN = "preview"  # in sample and test copies, where no subscriber stands behind a link
 DKIM_HEADERS = (
     b"From", b"To", b"Subject", b"Date", b"Message-ID", b"MIME-Version", b"Content-Type", b"Reply-To",
     b"List-Id", b"List-Unsubscribe", b"List-Unsubscribe-Post",
@@ -32,6 +33,24 @@ DKIM_HEADERS = (
 
 def unsubscribe_url(site: Site, token: str) -> str:
     return f"{site.base_url}/u/{token}"
+
+
+def preferences_url(site: Site, token: str) -> str:
+    return f"{site.base_url}/p/{token}"
+
+
+def for_sample(text: str, site: Site) -> str:
+    """A rendered body with the links of a sample copy (previews, `build`, the archive's test
+    pages), where no subscriber stands behind them."""
+    return fill(text, unsubscribe_url(site, SAMPLE_TOKEN), preferences_url(site, SAMPLE_TOKEN))
+
+
+def _checked_token(token: str) -> str:
+    """A token of ours (tokens.py): short, lowercase letters, digits, '-' and '.'."""
+    header_value(token, "token")
+    if len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.replace(".", "").replace("-", "").isalnum():
+        raise NewsletterError(f"token {token!r} is not of our form")
+    return token
 
 
 QP_LINE = 76  # RFC 2045: encoded lines at most 76 characters, soft break included
@@ -78,7 +97,7 @@ class _Body:
         open_lines: list[str] = []
         constant: list[str] = []
         for line in text.splitlines(keepends=True):
-            if UNSUBSCRIBE_URL in line:
+            if any(placeholder in line for placeholder in PLACEHOLDERS):
                 chunks.append(_qp("".join(constant)))
                 open_lines.append(line)
                 constant = []
@@ -87,10 +106,10 @@ class _Body:
         chunks.append(_qp("".join(constant)))
         return cls(tuple(chunks), tuple(open_lines))
 
-    def fill(self, link: str) -> list[bytes]:
+    def fill(self, unsubscribe: str, preferences: str) -> list[bytes]:
         out = [self.chunks[0]]
         for line, chunk in zip(self.open_lines, self.chunks[1:], strict=True):
-            out.append(_qp(line.replace(UNSUBSCRIBE_URL, link)))
+            out.append(_qp(line.replace(UNSUBSCRIBE_URL, unsubscribe).replace(PREFERENCES_URL, preferences)))
             out.append(chunk)
         return out
 
@@ -116,10 +135,12 @@ class PreparedMessage:
         bottom["List-Id"] = rendered.list_id
         bottom["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         bottom["Content-Language"] = rendered.language
-        bottom["Content-Type"] = f'multipart/alternative; boundary="{self.boundary}"'
         self.top_headers, self.bottom_headers = (
             m.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n" for m in (top, bottom)
         )
+        self.alternative = f'Content-Type: multipart/alternative;\r\n boundary="{self.boundary}"\r\n'.encode()
+        # For readers who asked for plain text only: the text part alone, no HTML at all.
+        self.plain_only = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
         self.text = _Body.prepare(rendered.text)
         self.html = _Body.prepare(rendered.html)
         self.part_head = {
@@ -132,13 +153,14 @@ class PreparedMessage:
         self.closing = f"--{self.boundary}--\r\n".encode()
 
     def for_recipient(
-        self, recipient: Mailbox, unsubscribe_token: str, message_id: str, date: datetime
+        self, recipient: Mailbox, unsubscribe_token: str, message_id: str, date: datetime,
+        preferences_token: str | None = None, plain: bool = False,
     ) -> bytes:
-        """The message as it goes on the wire: CRLF line ends, plaintext part first, HTML last."""
-        token = header_value(unsubscribe_token, "unsubscribe token")
-        if len(token) > MAX_TOKEN_LENGTH or not token.isascii() or not token.replace(".", "").replace("-", "").isalnum():
-            raise NewsletterError(f"unsubscribe token {token!r} is not of our form")
+        """The message as it goes on the wire: CRLF line ends, plaintext part first, HTML last
+        (only the plaintext, for a reader who chose `plain`)."""
+        token = _checked_token(unsubscribe_token)
         link = unsubscribe_url(self.site, token)
+        preferences = preferences_url(self.site, _checked_token(preferences_token or SAMPLE_TOKEN))
         unsubscribe = f"<{link}>, <mailto:unsubscribe+{token}@{self.site.domain}>"
         head = [
             self.top_headers,
@@ -147,14 +169,17 @@ class PreparedMessage:
             b"Message-ID: ", header_value(message_id, "Message-ID").encode("ascii"), b"\r\n",
             _folded(b"List-Unsubscribe: ", unsubscribe.encode("ascii")), b"\r\n",
             self.bottom_headers,
-            b"\r\n",
         ]
-        body = [
-            b"This is a multipart message in MIME format.\r\n\r\n",
-            self.part_head["plain"], *self.text.fill(link), b"\r\n",
-            self.part_head["html"], *self.html.fill(link), b"\r\n",
-            self.closing,
-        ]
+        if plain:
+            body = [self.plain_only, b"\r\n", *self.text.fill(link, preferences)]
+        else:
+            body = [
+                self.alternative, b"\r\n",
+                b"This is a multipart message in MIME format.\r\n\r\n",
+                self.part_head["plain"], *self.text.fill(link, preferences), b"\r\n",
+                self.part_head["html"], *self.html.fill(link, preferences), b"\r\n",
+                self.closing,
+            ]
         message = b"".join(head + body)
         return self.signer.sign(message) if self.signer else message
 

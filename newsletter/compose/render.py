@@ -16,7 +16,7 @@ from markupsafe import Markup
 
 from ..inputs import markup
 from ..inputs.config import Digest, Mailbox, Site
-from ..inputs.content import FuzzyDate, Source
+from ..inputs.content import FuzzyDate, Source, TimelineEntry
 from .digest import Issue
 from ..errors import Invalid, NewsletterError, TemplateError
 from .inline import inline_css
@@ -25,30 +25,50 @@ from ..inputs.yamlsource import Problems, parse
 # Per-subscriber values are left as placeholders in the rendered bodies, so a send
 # renders and inlines once and then only substitutes text (see message.py).
 UNSUBSCRIBE_URL = "%%unsubscribe_url%%"
-PLACEHOLDERS = (UNSUBSCRIBE_URL,)
+PREFERENCES_URL = "%%preferences_url%%"  # the reader's own page: digests, pause, plain text
+PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
+
+
+def fill(text: str, unsubscribe: str, preferences: str) -> str:
+    """`text` with the per-reader links in place (previews, archive pages, one-off copies)."""
+    return text.replace(UNSUBSCRIBE_URL, unsubscribe).replace(PREFERENCES_URL, preferences)
 
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
 STYLESHEET = "digest.css"
 LABELS = "labels.yaml"
 DIGEST_LABELS = (
-    "months", "date_day", "date_month", "date_part", "early", "mid", "late",
+    "months", "date_day", "date_month", "date_part", "early", "mid", "late", "approximate",
     "issue", "brief", "by", "list_and", "comma", "semicolon", "key_points", "about_authors", "related",
-    "timeline", "actors", "sources", "read_brief", "footer", "unsubscribe", "archive", "links",
+    "timeline", "actors", "sources", "read_brief", "footer", "unsubscribe", "preferences", "archive", "view_online",
+    "links",
+)
+MAIL_LABELS = (
+    "confirm_mail_subject", "confirm_mail_kicker", "confirm_mail_heading", "confirm_mail_intro",
+    "confirm_mail_action", "confirm_mail_ignore", "confirm_mail_footer", "welcome_subject", "welcome_kicker",
+    "welcome_heading", "welcome_intro", "welcome_what", "welcome_what_default", "welcome_when", "welcome_next",
+    "welcome_leave", "welcome_leave_text", "welcome_action", "every_daily", "every_weekly", "every_monthly",
+    "every_often",
 )
 WEB_LABELS = (
     "site_name", "skip_to_content", "email_label", "name_label", "subscribe_button", "archive_link",
     "feed_link", "preview_link", "back_home", "check_inbox_title", "check_inbox_text", "confirm_title",
-    "confirm_text", "confirm_button", "confirmed_title", "confirmed_text", "unsubscribe_title",
+    "confirm_text", "confirm_button", "confirmed_title", "confirmed_text", "already_confirmed_title",
+    "already_confirmed_text", "stale_confirm_text", "unsubscribe_title",
     "unsubscribe_text", "unsubscribe_button", "unsubscribed_title", "unsubscribed_text", "test_copy_text",
     "bad_link_title", "preview_of", "preview_views", "view_html", "view_text", "view_headers",
     "as_of_label", "as_of_button", "content_problems_title", "content_problems_text", "issues_title",
     "no_issues", "too_many_title", "too_many_text", "too_large_title", "too_large_text", "not_found_title",
-    "not_found_text", "method_title", "method_text", "bad_form_title", "confirm_mail_subject",
-    "confirm_mail_intro", "confirm_mail_action", "confirm_mail_ignore",
+    "not_found_text", "method_title", "method_text", "bad_form_title", "subscribe_heading", "open_issue",
+    "preferences_title", "preferences_intro", "preferences_digests", "pause_label", "pause_hint", "plain_label",
+    "save_button", "saved_text", "paused_text", "bad_pause_text", "suppressed_text", "leave_heading",
+    "leave_text", "leave_button", "left_title", "left_text", "login_title", "login_text", "password_label",
+    "login_button", "logout_button", "login_failed", "locked_text", "previews_closed_title",
+    "previews_closed_text",
 )
-LABEL_KEYS = DIGEST_LABELS + WEB_LABELS
+LABEL_KEYS = DIGEST_LABELS + MAIL_LABELS + WEB_LABELS
 TEXT_WIDTH = 72
+FREQUENCY = {"daily": "every_daily", "weekly": "every_weekly", "monthly": "every_monthly"}
 
 
 @dataclass(frozen=True)
@@ -189,6 +209,9 @@ class Renderer:
         self.html_template = self._template(HTML_TEMPLATE)
         self.text_template = self._template(TEXT_TEMPLATE)
         self.css = self._read(STYLESHEET)
+        # The stylesheet is a template file, trusted as the templates are; autoescaping it would
+        # turn the quotes of 'Times New Roman' into &#39; and the CSS parser would drop the rule.
+        self.stylesheet = Markup(self.css)
         self.labels = load_labels(templates_dir / LABELS)
 
     def _read(self, name: str) -> str:
@@ -209,17 +232,39 @@ class Renderer:
         """A web page or a small message from `templates/` (autoescaped, StrictUndefined)."""
         return self._render(self._template(name), context)
 
-    def confirmation(self, digest: Digest, link: str, hours: int) -> Rendered:
-        """The double opt-in message: subject, plaintext and HTML, in the digest's language."""
+    def confirmation(self, digest: Digest, address: str, link: str, hours: int) -> Rendered:
+        """The double opt-in message, designed like the digest, in the digest's language."""
         labels = self.labels_for(digest.language)
         subject = str(labels.confirm_mail_subject).format(title=digest.title)
-        rtl = digest.direction == "rtl"
+        context = {**self._mail_context(digest, labels, subject), "address": address, "link": link, "hours": hours}
+        return self._mail("confirm", digest, subject, str(labels.confirm_mail_heading), context)
+
+    def welcome(self, digest: Digest, address: str, next_issue: date | None) -> Rendered:
+        """The message after a confirmation: what comes, how often, how to leave. Its links to
+        the preferences page and to unsubscribe are PLACEHOLDERS, filled per reader."""
+        labels = self.labels_for(digest.language)
+        subject = str(labels.welcome_subject).format(title=digest.title)
         context = {
-            "digest": digest, "labels": labels, "link": link, "hours": hours, "subject": subject,
-            "lang": digest.language, "dir": digest.direction, "start": "right" if rtl else "left",
+            **self._mail_context(digest, labels, subject), "address": address, "next_issue": next_issue,
+            "frequency": labels.words[FREQUENCY.get(digest.period, "every_often")],
+            "unsubscribe_url": UNSUBSCRIBE_URL, "preferences_url": PREFERENCES_URL,
         }
-        text = _tidy_text(self.page("confirm.txt", context))
-        return self._finished(f"{digest.name}-confirm", digest, subject, subject, self.page("confirm.html", context), text)
+        return self._mail("welcome", digest, subject, str(labels.welcome_intro).format(title=digest.title, address=address),
+                          context)
+
+    def _mail_context(self, digest: Digest, labels: Labels, subject: str) -> dict[str, Any]:
+        rtl = digest.direction == "rtl"
+        return {
+            "digest": digest, "labels": labels, "subject": subject, "preheader": subject, "css": self.stylesheet,
+            "lang": digest.language, "dir": digest.direction, "start": "right" if rtl else "left",
+            "end": "left" if rtl else "right", "script": "rtl" if rtl else "ltr", "ltr": _isolate if rtl else str,
+            "postal_address": self.site.postal_address,
+        }
+
+    def _mail(self, name: str, digest: Digest, subject: str, preheader: str, context: dict[str, Any]) -> Rendered:
+        html = inline_css(self.page(f"{name}.html", context))
+        text = _tidy_text(self.page(f"{name}.txt", context))
+        return self._finished(f"{digest.name}-{name}", digest, subject, preheader, html, text)
 
     def _finished(self, issue_id: str, digest: Digest, subject: str, preheader: str, html: str, text: str) -> Rendered:
         return Rendered(
@@ -250,16 +295,21 @@ class Renderer:
             "digest": digest,
             "brief": brief,
             "entries": issue.entries,
+            "months": timeline_months(issue.entries),
             "labels": labels,
-            "css": self.css,
+            "css": self.stylesheet,
             "subject": _subject(digest, labels, issue),
             "preheader": brief.dek if brief else issue.entries[0].title,
             "lang": digest.language,
             "dir": digest.direction,
             "start": "right" if rtl else "left",
             "end": "left" if rtl else "right",
+            "script": "rtl" if rtl else "ltr",
+            "ltr": _isolate if rtl else str,
             "archive_url": f"{self.base_url}/issues/{issue.id}",
             "unsubscribe_url": UNSUBSCRIBE_URL,
+            "preferences_url": PREFERENCES_URL,
+            "postal_address": self.site.postal_address,
         }
 
     def _render(self, template: jinja2.Template, context: dict[str, Any]) -> str:
@@ -273,11 +323,53 @@ def _subject(digest: Digest, labels: Labels, issue: Issue) -> str:
     subject = digest.subject.format(
         title=digest.title,
         brief=issue.brief.title if issue.brief else "",
-        period=issue.period,
+        period=_isolate(issue.period) if digest.direction == "rtl" else issue.period,
         date=labels.date(issue.day),
         entries=len(issue.entries),
     )
     return " ".join(subject.split()).strip(" :-|\u2013\u2014")
+
+
+def _isolate(text: str) -> str:
+    """Left-to-right text (an issue id such as 2022-W30) kept whole inside right-to-left text,
+    where a header or plaintext has no markup to isolate it (Unicode LRI ... PDI)."""
+    return f"\u2066{text}\u2069"
+
+
+@dataclass(frozen=True)
+class Month:
+    """The timeline entries of one month (or of one year, for entries known only to the year)."""
+
+    year: int
+    month: int  # 0: the entries of `year` known to the year only
+    entries: tuple[TimelineEntry, ...]
+
+    def heading(self, labels: Labels) -> str:
+        if not self.month:
+            return str(self.year)
+        return str(labels.date_month).format(month=labels.months[self.month - 1], year=self.year)
+
+
+def timeline_months(entries: Iterable[TimelineEntry]) -> tuple[Month, ...]:
+    """Entries as a reader reads them: newest month first and, within a month, newest first by
+    the middle of each entry's span ("late June" near the 26th, "mid June" near the 15th); an
+    entry known only to the month comes last in its month, and one known only to the year
+    after that year's months. Which entries the issue holds is compose's choice, not this."""
+    groups: dict[tuple[int, int], list[TimelineEntry]] = {}
+    for entry in entries:
+        start = entry.date.start
+        groups.setdefault((start.year, start.month if entry.date.precision != "year" else 0), []).append(entry)
+
+    def order(entry: TimelineEntry) -> tuple[int, int, str]:
+        fuzzy = entry.date
+        whole_month = fuzzy.precision == "month" and not fuzzy.qualifier
+        middle = (fuzzy.start.toordinal() + fuzzy.end.toordinal()) // 2
+        return (1 if whole_month else 0, -middle, entry.title)
+
+    return tuple(
+        Month(year, month, tuple(sorted(groups[(year, month)], key=order)))
+        for year, month in sorted(groups, key=lambda key: (-key[0], -key[1] if key[1] else 0))
+    )
 
 
 def _located(exc: jinja2.TemplateError, tb: TracebackType | None, fallback: Path) -> TemplateError:

@@ -35,7 +35,7 @@ from ..errors import (
 )
 from ..inputs.config import Mailbox, Policy, Site
 from ..store import Delivery, Store, StoredIssue, lease_owner, utcnow
-from .tokens import unsubscribe_token, verp_token
+from .tokens import preferences_token, unsubscribe_token, verp_token
 from .transport import Transport
 
 log = logging.getLogger("newsletter.send")
@@ -246,7 +246,10 @@ class Dispatcher:
         token = unsubscribe_token(self.signing_key, delivery.subscription_id)
         recipient = Mailbox(delivery.name, delivery.address)
         try:
-            raw = self.prepared.for_recipient(recipient, token, mid, datetime.now(UTC))
+            raw = self.prepared.for_recipient(
+                recipient, token, mid, datetime.now(UTC), preferences_token(self.signing_key, delivery.subscriber_id),
+                plain=bool(delivery.plain_text),
+            )
         except NewsletterError as exc:
             # A row stored before names were checked at the door: nothing the server or the
             # reader did, so it fails for good without counting as a bounce.

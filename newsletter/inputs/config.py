@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import string
 from collections.abc import Mapping as EnvironMapping
@@ -39,6 +40,7 @@ class Mailbox:
 class Site:
     base_url: str  # public address of the web app, for links in messages
     domain: str  # for Message-ID, List-Id and the mailto unsubscribe
+    postal_address: str = ""  # the sender's postal address, in every footer (CAN-SPAM asks for it)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ class Delivery:
     transport: TransportSettings
     policy: Policy = Policy()
     dkim: Dkim | None = None
+    reply_to: Mailbox | None = None  # where replies go for digests that name none of their own
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class Web:
     subscribe_per_client: int = 10  # subscribe requests an hour from one client address
     subscribe_per_address: int = 3  # subscribe requests an hour for one email address
     max_body: int = 16384  # bytes a request may carry
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (IPs or networks);
+    # from anyone else those headers are ignored, so a client cannot choose its own address.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,7 +247,7 @@ TOP_KEYS = (
 )
 DELIVERY_KEYS = (
     "transport", "username", "allow_plaintext_auth", "timeouts", "rate", "connections", "retry_after",
-    "retry_max", "max_age", "max_attempts", "bounce_limit", "lease_seconds", "verp", "dkim",
+    "retry_max", "max_age", "max_attempts", "bounce_limit", "lease_seconds", "verp", "dkim", "reply_to",
 )
 TIMEOUT_KEYS = ("connect", "greeting", "command", "data", "block", "end_of_data")
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -286,6 +292,8 @@ def load_config(path: Path, environ: EnvironMapping[str, str] | None = None) -> 
         raise Invalid(problems.items)
     assert content_dir and templates_dir and site and sample and digests and store_url and delivery and run and web
     assert ingest and inbound
+    if delivery.reply_to is not None:
+        digests = tuple(d if d.reply_to else replace(d, reply_to=delivery.reply_to) for d in digests)
     return Config(
         path, content_dir, templates_dir, out_dir, site, sample, digests, fields.key_lines["digests"],
         store_url, delivery, read_secrets(environ), run, web, ingest, inbound,
@@ -376,13 +384,22 @@ def _web(value: Value | None) -> Web | None:
     if value is None:
         return Web()
     keys = ("confirm_hours", "subscribe_per_client", "subscribe_per_address", "max_body")
-    fields = value.mapping(keys)
+    fields = value.mapping((*keys, "trusted_proxies"))
     if fields is None:
         return None
     numbers = {key: _number(fields, key, getattr(Web, key), 1) for key in keys}
-    if None in numbers.values() or not fields.ok:
+    proxies_value = fields.get("trusted_proxies")
+    proxies = proxies_value.texts() if proxies_value else ()
+    for proxy in proxies or ():
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            _error(fields, "trusted_proxies", f"'{proxy}' is not an IP address or network such as 10.0.0.0/8")
+            proxies = None
+            break
+    if None in numbers.values() or proxies is None or not fields.ok:
         return None
-    return Web(**{key: int(number or 0) for key, number in numbers.items()})
+    return Web(**{key: int(number or 0) for key, number in numbers.items()}, trusted_proxies=tuple(proxies))
 
 
 def _run(value: Value | None, environ: EnvironMapping[str, str]) -> Run | None:
@@ -426,6 +443,9 @@ def _delivery(value: Value | None, site: Site | None, base: Path) -> Delivery | 
     plaintext = plaintext_value.boolean() if plaintext_value else False
     timeouts = _timeouts(fields.get("timeouts"))
     dkim = _dkim(fields.get("dkim"), site)
+    reply_to = _mailbox(fields.get("reply_to"))
+    if "reply_to" in fields and reply_to is None:
+        return None
     defaults = Policy()
     numbers = {
         "rate": _decimal(fields, "rate", defaults.rate, 0),
@@ -458,7 +478,7 @@ def _delivery(value: Value | None, site: Site | None, base: Path) -> Delivery | 
         max_attempts=max_attempts, bounce_limit=int(counts["bounce_limit"] or 0), verp=verp,
     )
     settings = TransportSettings(transport, username=username, timeouts=timeouts, allow_plaintext_auth=plaintext)
-    return Delivery(settings, policy, dkim)
+    return Delivery(settings, policy, dkim, reply_to)
 
 
 def plaintext_auth_problem(endpoint: Endpoint, username: str | None, allowed: bool) -> str | None:
@@ -560,10 +580,11 @@ def _header_text(value: Value | None, default: str | None = None) -> str | None:
 
 
 def _site(value: Value | None) -> Site | None:
-    fields = value.mapping(("base_url", "domain"), ("base_url", "domain")) if value else None
+    fields = value.mapping(("base_url", "domain", "postal_address"), ("base_url", "domain")) if value else None
     if fields is None:
         return None
     base_url = _header_text(fields.get("base_url"))
+    postal_address = fields.text("postal_address", "")
     domain = _header_text(fields.get("domain"))
     if base_url:
         parts = urlsplit(base_url)
@@ -573,9 +594,9 @@ def _site(value: Value | None) -> Site | None:
     if domain and (not all(p.isalnum() or p == "-" for p in domain.replace(".", "")) or "." not in domain):
         fields.entries["domain"].error(f"'{domain}' is not a domain name such as news.example.org")
         domain = None
-    if not (base_url and domain and fields.ok):
+    if not (base_url and domain and fields.ok) or postal_address is None:
         return None
-    return Site(base_url.rstrip("/"), domain.lower())
+    return Site(base_url.rstrip("/"), domain.lower(), " ".join(postal_address.split()))
 
 
 def _mailbox(value: Value | None, default: Mailbox | None = None) -> Mailbox | None:

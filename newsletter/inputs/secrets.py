@@ -14,7 +14,9 @@ DKIM_KEY_ENV = "NEWSLETTER_DKIM_KEY"  # PEM text, or the path of a PEM file outs
 DATABASE_URL_ENV = "NEWSLETTER_DATABASE_URL"  # overrides `store` in config.yaml
 LOG_LEVEL_ENV = "NEWSLETTER_LOG_LEVEL"  # overrides `run.log_level`
 IMAP_PASSWORD_ENV = "NEWSLETTER_IMAP_PASSWORD"  # for `newsletter inbound --imap`
+EDITOR_PASSWORD_ENV = "NEWSLETTER_EDITOR_PASSWORD"  # the web app's editor login (the preview)
 MIN_SECRET_KEY_LENGTH = 32
+MIN_EDITOR_PASSWORD_LENGTH = 12
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Secrets:
     smtp_password: str | None = field(default=None, repr=False)
     imap_password: str | None = field(default=None, repr=False)
     dkim_key: bytes | None = field(default=None, repr=False)
+    editor_password: str | None = field(default=None, repr=False)
 
 
 def read_secrets(environ: Mapping[str, str]) -> Secrets:
@@ -36,6 +39,12 @@ def read_secrets(environ: Mapping[str, str]) -> Secrets:
             f"{SECRET_KEY_ENV} is too short ({len(key)} characters): use at least "
             f"{MIN_SECRET_KEY_LENGTH} random characters, e.g. from "
             "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+        )
+    editor = environ.get(EDITOR_PASSWORD_ENV) or None
+    if editor is not None and len(editor) < MIN_EDITOR_PASSWORD_LENGTH:
+        raise UsageError(
+            f"{EDITOR_PASSWORD_ENV} is too short ({len(editor)} characters): use at least "
+            f"{MIN_EDITOR_PASSWORD_LENGTH}, e.g. a passphrase of four random words"
         )
     dkim = environ.get(DKIM_KEY_ENV) or None
     dkim_key: bytes | None = None
@@ -52,4 +61,5 @@ def read_secrets(environ: Mapping[str, str]) -> Secrets:
         smtp_password=environ.get(SMTP_PASSWORD_ENV) or None,
         imap_password=environ.get(IMAP_PASSWORD_ENV) or None,
         dkim_key=dkim_key,
+        editor_password=editor,
     )

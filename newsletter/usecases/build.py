@@ -13,9 +13,9 @@ from datetime import datetime
 from pathlib import Path
 
 from ..compose.digest import Issue, compose
-from ..compose.message import build_message, check_headers, preview_message_id, unsubscribe_url
+from ..compose.message import SAMPLE_TOKEN, build_message, check_headers, for_sample, preview_message_id
 from ..inputs.config import Digest
-from ..compose.render import UNSUBSCRIBE_URL, Rendered, Renderer
+from ..compose.render import Rendered, Renderer
 from ..errors import OutOfSpace, StoreError, display_path
 from ..inputs.config import Config
 from ..inputs.content import Library, load_library
@@ -23,7 +23,7 @@ from ..intake.drafts import trusted_entries
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides the rest of a message past this much HTML
 HTML_BUDGET_BYTES = 90 * 1024  # our margin below the clip
-PREVIEW_TOKEN = "preview"  # in sample copies, where no subscriber stands behind the link
+PREVIEW_TOKEN = SAMPLE_TOKEN
 PREVIEW_FILES = ("digest.html", "digest.txt", "digest.eml")
 
 
@@ -92,11 +92,10 @@ def clip_warning(html_bytes: int) -> str | None:
 
 def write_files(config: Config, rendered: Rendered, as_of: datetime, out_dir: Path) -> tuple[Written, ...]:
     """`out_dir/<issue-id>/` digest.html, digest.txt and digest.eml (to the sample subscriber)."""
-    link = unsubscribe_url(config.site, PREVIEW_TOKEN)
     folder = out_dir / rendered.issue_id
     outputs = {
-        "digest.html": rendered.html.replace(UNSUBSCRIBE_URL, link).encode("utf-8"),
-        "digest.txt": rendered.text.replace(UNSUBSCRIBE_URL, link).encode("utf-8"),
+        "digest.html": for_sample(rendered.html, config.site).encode("utf-8"),
+        "digest.txt": for_sample(rendered.text, config.site).encode("utf-8"),
         "digest.eml": build_message(
             rendered, config.site, config.sample_subscriber, PREVIEW_TOKEN,
             preview_message_id(rendered, config.site), as_of,

@@ -245,6 +245,9 @@ def outcome_error(report: SendReport) -> NewsletterError | None:
     return None
 
 
+TEST_MARK = "[TEST]"
+
+
 def test_copy(
     config: Config, content: Content, store: Store, digest: Digest, as_of: datetime, to: Mailbox,
 ) -> tuple[str, str]:
@@ -255,6 +258,7 @@ def test_copy(
     key, _ = signing_key(config)
     stored = store.issues.get(digest.name, period_of(digest, as_of))
     rendered = rendered_of(stored, config) if stored else compose_issue(content(), digest, as_of)[1]
+    rendered = replace(rendered, subject=f"{TEST_MARK} {rendered.subject}")  # a reader's copy never has it
     raw = build_message(
         rendered, config.site, to, unsubscribe_token(key, TEST_SUBSCRIPTION),
         f"<{rendered.issue_id}.test.{secrets.token_hex(8)}@{config.site.domain}>", datetime.now(UTC),

@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from datetime import UTC, datetime
 
-from ..compose.message import DkimSigner, single_message
-from ..compose.render import Renderer
+from ..compose.message import DkimSigner
 from ..delivery.transport import Transport, open_transport
 from ..errors import UsageError
-from ..inputs.config import Config, Digest, Mailbox
+from ..inputs.config import Config, Mailbox
 from ..inputs.secrets import DKIM_KEY_ENV, SECRET_KEY_ENV
 
 TEST_SUBSCRIPTION = 0  # the unsubscribe link of a test copy stands for no subscription
@@ -64,9 +62,3 @@ def send_single(config: Config, sender: str, to: Mailbox, raw: bytes) -> str:
         transport.send(sender, to.address, sig.sign(raw) if sig else raw)
         return transport.name
 
-
-def send_confirmation(config: Config, renderer: Renderer, digest: Digest, to: Mailbox, link: str, hours: int) -> None:
-    """The double opt-in message, through the configured transport."""
-    rendered = renderer.confirmation(digest, link, hours)
-    message_id = f"<{digest.name}.confirm.{secrets.token_hex(8)}@{config.site.domain}>"
-    send_single(config, rendered.sender.address, to, single_message(rendered, to, message_id, datetime.now(UTC)))
