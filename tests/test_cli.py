@@ -98,7 +98,7 @@ def test_check_lists_every_problem_with_its_place_and_exits_2(project: Path, run
 
 def test_check_reports_a_template_error_at_its_line(project: Path, run: Run) -> None:
     html = project / "templates" / "digest.html"
-    html.write_text(html.read_text(encoding="utf-8").replace("{{ digest.title }}</h1>", "{{ digest.titel }}</h1>"))
+    html.write_text(html.read_text(encoding="utf-8").replace("{{ labels.date(brief.date) }}</p>", "{{ digest.titel }}</p>"))
     result = run("check")
     assert result.exit_code == 2
     line = line_of(html, "digest.titel")
@@ -240,10 +240,10 @@ def test_an_unexpected_error_in_a_sending_thread_stops_the_send_with_one_line(
     addresses = add_subscribers(project, 5)
     original = PreparedMessage.for_recipient
 
-    def broken(self: PreparedMessage, recipient: Mailbox, *args: object) -> bytes:
+    def broken(self: PreparedMessage, recipient: Mailbox, *args: object, **kwargs: object) -> bytes:
         if recipient.address == addresses[2]:
             raise RuntimeError("a bug")
-        return original(self, recipient, *args)  # type: ignore[arg-type]
+        return original(self, recipient, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(PreparedMessage, "for_recipient", broken)
     result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)

@@ -1,81 +1,26 @@
-"""The web app in-process: every route, and every bad token, body and method."""
+"""The web app in-process: the public pages, subscribing and unsubscribing, proxies, and
+every bad token, body and method. Readers' links are in test_readerpages.py, the editors'
+login and preview in test_editors.py."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import mailbox
 import re
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import feedparser
 import pytest
+import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from newsletter.inputs.config import load_config
-from newsletter.store import Store
-from newsletter.delivery.tokens import confirm_token, form_token, unsubscribe_token
+from newsletter.delivery.tokens import form_token, unsubscribe_token
 from newsletter.faces.web import create_app
+from newsletter.inputs.config import load_config
 
-from .conftest import Run
+from .conftest import Run, store_of
+from .web_helpers import ELSEWHERE, KEY, LOOPBACK, Web, client_for, form_token_of, path_of, settings, subscribed, web
 
-KEY = "w" * 40
-
-
-@dataclass
-class Web:
-    client: TestClient
-    project: Path
-
-    @property
-    def store(self) -> Store:
-        return Store.open(load_config(self.project / "config.yaml").store_url)
-
-    def token(self) -> str:
-        page = self.client.get("/")
-        found = re.search(r'name="form_token" value="([^"]+)"', page.text)
-        assert found
-        return found.group(1)
-
-    def subscribe(self, address: str, name: str = "", digest: str = "weekly", token: str | None = None) -> object:
-        form = {"digest": digest, "email": address, "name": name, "form_token": token or self.token()}
-        return self.client.post("/subscribe", data=form)
-
-    def mails(self) -> list[email.message.EmailMessage]:
-        folder = self.project / "out" / "maildir"
-        if not folder.exists():
-            return []
-        box = mailbox.Maildir(folder, create=False)
-        found = [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in sorted(box.keys())]
-        return [m for m in found if isinstance(m, email.message.EmailMessage)]
-
-    def confirmation_link(self, address: str) -> str:
-        (mail,) = [m for m in self.mails() if m["To"].addresses[0].addr_spec == address]
-        plain = mail.get_body(("plain",))
-        assert plain is not None
-        found = re.search(r"https?://\S+/confirm/\S+", plain.get_content())
-        assert found
-        return found.group(0)
-
-
-def settings(project: Path, extra: str = "") -> None:
-    path = project / "config.yaml"
-    path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
-
-
-@pytest.fixture
-def web(project: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Web]:
-    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
-    settings(project, "\nweb:\n  subscribe_per_client: 5\n  subscribe_per_address: 2\n  max_body: 4096\n")
-    with TestClient(create_app(load_config(project / "config.yaml")), base_url="https://threat-digest.example.org") as client:
-        yield Web(client, project)
-
-
-def path_of(link: str) -> str:
-    return "/" + link.split("/", 3)[3]
+__all__ = ["web"]  # the fixture
 
 
 def test_the_home_page_offers_a_form_per_digest_with_strict_headers(web: Web) -> None:
@@ -89,30 +34,6 @@ def test_the_home_page_offers_a_form_per_digest_with_strict_headers(web: Web) ->
     cookie = page.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Secure" in cookie
     assert web.client.get("/static/site.css").headers["content-type"].startswith("text/css")
-
-
-def test_subscribing_sends_a_confirmation_and_changes_nothing_until_it_is_followed(web: Web) -> None:
-    answer = web.subscribe("Ann@Example.org", "Ann")
-    assert answer.status_code == 200  # type: ignore[attr-defined]
-    assert "Check your inbox" in answer.text  # type: ignore[attr-defined]
-    subscriber = web.store.subscribers.get("ann@example.org")
-    assert subscriber is not None and (subscriber.status, subscriber.digests) == ("pending", ())
-    (mail,) = web.mails()
-    assert mail["Subject"] == "Confirm your subscription to Iran, Turkey and Israel Weekly"
-    assert [p.get_content_type() for p in mail.iter_parts()] == ["text/plain", "text/html"]
-    assert mail["Date"] and mail["Message-ID"]
-    link = web.confirmation_link("ann@example.org")
-    assert link.startswith("https://threat-digest.example.org/confirm/")
-
-    shown = web.client.get(path_of(link))  # a mail scanner's prefetch confirms nothing
-    assert shown.status_code == 200 and "Confirm subscription</button>" in shown.text
-    subscriber = web.store.subscribers.get("ann@example.org")
-    assert subscriber is not None and subscriber.status == "pending"
-
-    done = web.client.post(path_of(link))
-    assert done.status_code == 200 and "You are subscribed" in done.text
-    subscriber = web.store.subscribers.get("ann@example.org")
-    assert subscriber is not None and (subscriber.status, subscriber.digests) == ("active", ("weekly",))
 
 
 def test_the_answer_never_says_whether_an_address_was_known(web: Web) -> None:
@@ -180,39 +101,6 @@ def test_a_large_body_is_refused(web: Web) -> None:
     streamed = web.client.post("/subscribe", content=(b"x" * 1024 for _ in range(8)),
                                headers={"content-type": "application/x-www-form-urlencoded"})
     assert streamed.status_code == 413
-
-
-@pytest.mark.parametrize(
-    ("make", "status", "message"),
-    [
-        (lambda: confirm_token(KEY.encode(), 1, int(time.time()) - 49 * 3600), 410, "has expired"),
-        (lambda: confirm_token(b"f" * 32, 1, int(time.time())), 400, "not valid"),
-        (lambda: confirm_token(KEY.encode(), 1, int(time.time())).replace("1.", "2.", 1), 400, "not valid"),
-        (lambda: confirm_token(KEY.encode(), 999, int(time.time())), 400, "not valid"),
-        (lambda: "<script>", 400, "not complete"),
-    ],
-)
-def test_a_bad_confirmation_link_gets_a_clear_page(web: Web, make: object, status: int, message: str) -> None:
-    web.subscribe("ann@example.org")
-    for method in ("GET", "POST"):
-        answer = web.client.request(method, f"/confirm/{make()}")  # type: ignore[operator]
-        assert answer.status_code == status and message in answer.text
-        assert "This link does not work" in answer.text and "Traceback" not in answer.text
-    subscriber = web.store.subscribers.get("ann@example.org")
-    assert subscriber is not None and subscriber.status == "pending"
-
-
-def subscribed(web: Web, address: str = "ann@example.org") -> str:
-    """An active subscriber; returns the path of their unsubscribe link."""
-    web.store.subscribers.add(address, "", ["weekly"])
-    store = web.store
-    subscriber = store.subscribers.get(address)
-    assert subscriber is not None
-    with store.engine.connect() as conn:
-        (subscription,) = conn.exec_driver_sql(
-            "SELECT id FROM subscriptions WHERE subscriber_id = ?", (subscriber.id,)
-        ).scalars().all()
-    return f"/u/{unsubscribe_token(KEY.encode(), subscription)}"
 
 
 def test_a_get_never_unsubscribes_and_the_page_button_does(web: Web) -> None:
@@ -283,52 +171,25 @@ def test_an_unknown_page_gets_a_404_page(web: Web) -> None:
         assert answer.status_code == 404 and "Page not found" in answer.text
 
 
-def test_the_preview_renders_the_content_as_it_is_now(web: Web) -> None:
-    page = web.client.get("/preview/weekly?as_of=2022-07-30")
-    assert page.status_code == 200 and "weekly-2022-W30" in page.text
-    assert '<iframe class="email"' in page.text and 'src="/preview/weekly/email?as_of=2022-07-30"' in page.text
-    email_page = web.client.get("/preview/weekly/email?as_of=2022-07-30")
-    assert email_page.headers["content-security-policy"].startswith("default-src 'none'; style-src 'unsafe-inline'")
-    assert email_page.headers["x-frame-options"] == "SAMEORIGIN"
-    assert "Hossein Taeb removed as IRGC intelligence chief" in email_page.text
-
-    timeline = next((web.project / "content" / "timeline").glob("*.yaml"))
-    text = timeline.read_text(encoding="utf-8")
-    timeline.write_text(text.replace("Hossein Taeb removed", "Hossein Taeb dismissed"), encoding="utf-8")
-    again = web.client.get("/preview/weekly/email?as_of=2022-07-30")  # no restart
-    assert "Hossein Taeb dismissed as IRGC intelligence chief" in again.text
-
-
-def test_the_preview_switches_to_plaintext_and_headers(web: Web) -> None:
-    text = web.client.get("/preview/weekly?as_of=2022-07-30&view=text")
-    assert '<pre class="plaintext"' in text.text and "LATEST ON THE TIMELINE" in text.text
-    headers = web.client.get("/preview/weekly?as_of=2022-07-30&view=headers").text
-    for name in ("From:", "To:", "Subject:", "Date:", "Message-ID:", "List-Id:", "List-Unsubscribe:",
-                 "List-Unsubscribe-Post: List-Unsubscribe=One-Click"):
-        assert name in headers
-
-
-def test_a_content_error_shows_on_the_preview_page_not_a_500(web: Web) -> None:
-    timeline = next((web.project / "content" / "timeline").glob("*.yaml"))
-    text = timeline.read_text(encoding="utf-8")
-    timeline.write_text(text.replace('date: "2019"', 'date: "2019-02-30"', 1), encoding="utf-8")
-    page = web.client.get("/preview/weekly")
-    assert page.status_code == 422
-    line = next(n for n, row in enumerate(timeline.read_text(encoding="utf-8").splitlines(), 1) if "2019-02-30" in row)
-    assert (f"<code>content/timeline/{timeline.name}:{line}: [0].date: &#39;2019-02-30&#39; is not a real date: "
-            "February 2019 has 28 days</code>") in page.text
-    assert web.client.get("/preview/weekly?as_of=30/07/2022").status_code == 422
-
-
-def test_the_archive_and_the_feed_list_sent_issues(web: Web, run: Run) -> None:
+def test_the_archive_and_the_feed_list_only_issues_that_went_out(web: Web, run: Run) -> None:
     assert "No issue has been published yet." in web.client.get("/issues/").text
-    for day in ("2022-07-23", "2022-07-30"):
+    subscribed(web)
+    for day in ("2022-07-16", "2022-07-23", "2022-07-30"):
         assert run("send", "--as-of", day).exit_code == 0
-    archive = web.client.get("/issues/")
-    assert archive.text.index("weekly-2022-W30") < archive.text.index("weekly-2022-W29")
-    issue = web.client.get("/issues/weekly-2022-W30")
-    assert issue.status_code == 200 and "%%" not in issue.text
-    assert issue.headers["content-security-policy"].startswith("default-src 'none'; style-src 'unsafe-inline'")
+    assert run("send", "--queue-only", "--as-of", "2022-08-06").exit_code == 0  # queued, nothing sent
+    store = store_of(web.project)
+    with store.engine.begin() as conn:  # W29: 0 sent, 1 failed
+        conn.execute(sa.text("UPDATE deliveries SET status = 'failed' WHERE issue_id = "
+                             "(SELECT id FROM issues WHERE period = '2022-W29')"))
+    archive = web.client.get("/issues/?digest=weekly").text
+    assert archive.index("weekly-2022-W30") < archive.index("weekly-2022-W28")
+    assert "weekly-2022-W29" not in archive and "weekly-2022-W31" not in archive
+    # Dated where the readers are: as of 30 July, 00:00 in Istanbul, is 29 July in UTC.
+    assert '<time datetime="2022-07-30">30 July 2022</time>' in archive
+    for name in ("weekly-2022-W29", "weekly-2022-W31"):
+        assert web.client.get(f"/issues/{name}").status_code == 404
+        assert web.client.get(f"/issues/{name}/email").status_code == 404
+
     feed_response = web.client.get("/feed.xml?digest=weekly")
     assert feed_response.headers["content-type"] == "application/atom+xml; charset=utf-8"
     feed = feedparser.parse(feed_response.content)
@@ -336,9 +197,55 @@ def test_the_archive_and_the_feed_list_sent_issues(web: Web, run: Run) -> None:
     assert feed.feed.title == "Iran, Turkey and Israel Weekly"
     assert [e.link for e in feed.entries] == [
         "https://threat-digest.example.org/issues/weekly-2022-W30",
-        "https://threat-digest.example.org/issues/weekly-2022-W29",
+        "https://threat-digest.example.org/issues/weekly-2022-W28",
     ]
     assert all(e.id.startswith("tag:threat-digest.example.org,2022:weekly-") and e.updated for e in feed.entries)
+    content = feed.entries[0].content[0]
+    assert content.type == "text/html" and "Hossein Taeb removed as IRGC intelligence chief" in content.value
+    assert "Key points" in content.value and "%%" not in content.value and "<body" not in content.value
+
+
+def test_an_archived_issue_has_its_page_and_a_subscribe_form(web: Web, run: Run) -> None:
+    subscribed(web)
+    assert run("send", "--as-of", "2022-07-30").exit_code == 0
+    page = web.client.get("/issues/weekly-2022-W30")
+    assert page.status_code == 200 and '<iframe class="email"' in page.text
+    assert 'src="/issues/weekly-2022-W30/email"' in page.text
+    assert "Get the next issue by email" in page.text and 'action="/subscribe"' in page.text
+    answer = web.client.post("/subscribe", data={"digest": "weekly", "email": "new@example.org",
+                                                 "form_token": form_token_of(page.text)})
+    assert "Check your inbox" in answer.text
+    email_page = web.client.get("/issues/weekly-2022-W30/email")
+    assert email_page.status_code == 200 and "%%" not in email_page.text
+    assert email_page.headers["content-security-policy"].startswith("default-src 'none'; style-src 'unsafe-inline'")
+    assert "/u/" not in email_page.text and "/p/" not in email_page.text  # no reader behind a public copy
+
+
+def test_forwarded_headers_count_only_from_a_trusted_proxy(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", KEY)
+    settings(project, "\nweb:\n  subscribe_per_client: 5\n  subscribe_per_address: 100\n")
+
+    def attempts(client: TestClient, forwarded: list[str]) -> list[int]:
+        codes = []
+        for n, address in enumerate(forwarded):
+            token = form_token_of(client.get("/").text)
+            codes.append(client.post("/subscribe", headers={"X-Forwarded-For": address}, data={
+                "digest": "weekly", "email": f"r{n}@example.org", "form_token": token}).status_code)
+        return codes
+
+    with client_for(project, "0.0.0.0", ELSEWHERE) as untrusted:  # no proxy trusted: the header is ignored
+        assert attempts(untrusted, [f"198.51.100.{n}" for n in range(14)]).count(200) == 5
+    config = project / "config.yaml"
+    config.write_text(config.read_text(encoding="utf-8") + "  trusted_proxies: [127.0.0.1]\n", encoding="utf-8")
+    with client_for(project, "0.0.0.0", ELSEWHERE) as bypass:  # not the proxy: ignored still
+        assert attempts(bypass, [f"198.51.100.{n}" for n in range(14)]).count(200) == 5
+    with client_for(project, "127.0.0.1", LOOPBACK) as proxied:  # the proxy: each client counted apart
+        assert attempts(proxied, [f"198.51.100.{n}" for n in range(14)]) == [200] * 14
+        assert attempts(proxied, ["198.51.100.99"] * 6) == [200] * 5 + [429]
+    with TestClient(create_app(load_config(config), "127.0.0.1"), base_url="http://127.0.0.1:8000",
+                    client=LOOPBACK) as plain:
+        cookie = plain.get("/", headers={"X-Forwarded-Proto": "https"}).headers["set-cookie"]
+        assert "Secure" in cookie  # the proxy says the browser spoke https
 
 
 def test_pages_of_a_right_to_left_digest_read_right_to_left(rtl_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -353,23 +260,15 @@ def test_pages_of_a_right_to_left_digest_read_right_to_left(rtl_project: Path, m
         assert '<html lang="ar" dir="rtl">' in answer.text
 
 
-def test_a_moment_out_of_range_is_a_clear_page_with_the_security_headers(web: Web) -> None:
-    page = web.client.get("/preview/weekly", params={"as_of": "0001-01-01T00:00+14:00"})
-    assert page.status_code == 422
-    assert "is outside the dates this tool can handle" in page.text
-    assert page.headers["content-security-policy"].startswith("default-src 'none'")
-    assert page.headers["x-content-type-options"] == "nosniff"
-
-
 def test_a_crash_in_a_route_is_a_500_page_that_keeps_the_security_headers(
     web: Web, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from newsletter.store.issues import Issues
 
-    def broken(self: Issues) -> object:
+    def broken(self: Issues, *args: object, **kwargs: object) -> object:
         raise RuntimeError("the disk is on fire")
 
-    monkeypatch.setattr(Issues, "iter", broken)
+    monkeypatch.setattr(Issues, "published", broken)
     page = web.client.get("/issues/")
     assert page.status_code == 500
     assert "Something went wrong on our side" in page.text and "fire" not in page.text

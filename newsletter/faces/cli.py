@@ -598,14 +598,20 @@ def serve(session: Session, host: str, port: int) -> None:
 
     from .web import create_app
 
-    app = create_app(session.config)
+    app = create_app(session.config, bound_host=host)
     site = app.state.site
     if site.key_warning:
         click.echo(f"warning: {site.key_warning}", err=True)
     sock = listening_socket(host, port)
     bound = sock.getsockname()[1]
     click.echo(f"serving http://{host}:{bound}/ (links in messages point to {site.config.site.base_url})", err=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False))
+    click.echo(site.editors.notice(), err=True)
+    proxies = site.config.web.trusted_proxies
+    click.echo(f"believing X-Forwarded-For and X-Forwarded-Proto from {', '.join(proxies)}" if proxies else
+               "ignoring X-Forwarded-For and X-Forwarded-Proto (no web.trusted_proxies)", err=True)
+    # uvicorn's own proxy handling is off: it would believe any client on loopback. The app
+    # believes only web.trusted_proxies (create_app).
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", server_header=False, proxy_headers=False))
     server.run(sockets=[sock])
 
 
