@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 from ..inputs.config import Digest
-from ..inputs.content import Brief, Library, TimelineEntry
-from ..errors import DigestError, UsageError
+from ..inputs.content import Brief, KeyPoint, Library, TimelineEntry
+from ..inputs.marking import TLP_LEVELS, label, rank
+from ..errors import ContentError, DigestError, Invalid, SourceError, UsageError
 
 
 @dataclass(frozen=True)
@@ -19,10 +21,58 @@ class Issue:
     as_of: datetime  # timezone-aware
     brief: Brief | None
     entries: tuple[TimelineEntry, ...]  # newest first
+    clearance: str | None = None  # the copy for readers cleared to this TLP level; None: everything
+    withheld: int = 0  # key points and entries above `clearance`, left out of this copy
 
     @property
     def id(self) -> str:
         return f"{self.digest.name}-{self.period}"
+
+    def brief_level(self) -> str:
+        return self.brief.tlp or self.digest.tlp_default if self.brief else "clear"
+
+    def point_level(self, point: KeyPoint) -> str:
+        assert self.brief is not None
+        return self.brief.point_level(point, self.digest.tlp_default)
+
+    def entry_level(self, entry: TimelineEntry) -> str:
+        return entry.tlp or self.digest.tlp_default
+
+    @property
+    def top(self) -> str:
+        """The highest TLP level this copy holds (its banner and subject say it): clear when empty."""
+        levels = [self.entry_level(e) for e in self.entries]
+        if self.brief is not None:
+            levels += [self.brief_level(), *(self.point_level(p) for p in self.brief.key_points)]
+        return max(levels, key=rank, default="clear")
+
+    def for_clearance(self, clearance: str) -> Issue:
+        """The copy a reader cleared to `clearance` may get: every item at or below it, and
+        only the count of the others (TLP 2.0: nothing above a reader's level reaches them)."""
+        allowed = rank(clearance)
+        withheld = 0
+        brief = self.brief
+        if brief is not None:
+            if rank(self.brief_level()) > allowed:
+                withheld += len(brief.key_points)
+                brief = None
+            else:
+                kept = tuple(p for p in brief.key_points if rank(self.point_level(p)) <= allowed)
+                withheld += len(brief.key_points) - len(kept)
+                brief = replace(brief, key_points=kept)
+        entries = tuple(e for e in self.entries if rank(self.entry_level(e)) <= allowed)
+        withheld += len(self.entries) - len(entries)
+        return replace(self, brief=brief, entries=entries, clearance=clearance, withheld=withheld)
+
+    def copies(self, clearances: tuple[str, ...] = TLP_LEVELS) -> dict[str, Issue]:
+        """The distinct copies for readers of `clearances` (and always the CLEAR one, the public
+        copy), keyed by the highest level each holds: readers cleared to AMBER and to RED get the
+        same copy when nothing is marked above AMBER, so it is rendered once."""
+        found: dict[str, Issue] = {}
+        for clearance in sorted({"clear", *clearances}, key=rank):
+            copy = self.for_clearance(clearance)
+            found.setdefault(copy.top, copy)
+        return found
 
     @property
     def contents(self) -> tuple[str, ...]:
@@ -108,12 +158,47 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
         key=lambda e: (-min(e.date.end, day).toordinal(), -e.date.start.toordinal(), e.title)
     )
     entries = tuple(candidates[: digest.max_entries])
+    issue = Issue(digest, period_of(digest, as_of), as_of, brief, entries)
+    too_high = [p for p in level_problems(library, digest) if _in(issue, p)]
+    if too_high:
+        raise Invalid(too_high)
     if brief is None and not entries:
         raise DigestError(
             f"digest '{digest.name}' has nothing to send as of {day.isoformat()}: no brief or "
             f"timeline entry in language '{digest.language}' matches its tags on or before that day"
         )
-    return Issue(digest, period_of(digest, as_of), as_of, brief, entries)
+    return issue
+
+
+def _in(issue: Issue, problem: SourceError) -> bool:
+    """Whether a marking problem is about something this issue holds."""
+    held = [(e.path, e.line) for e in issue.entries]
+    if issue.brief is not None:
+        held += [(issue.brief.path, issue.brief.tlp_line or 1)] + [(issue.brief.path, p.line) for p in issue.brief.key_points]
+    return (problem.file, problem.line) in held
+
+
+def level_problems(library: Library, digest: Digest) -> list[SourceError]:
+    """Content the digest covers that is marked above its `max_tlp`: each one a problem at the
+    file and line of its marking (one home for the rule: `check` lists them, compose refuses)."""
+    ceiling = rank(digest.max_tlp)
+    problems: list[SourceError] = []
+
+    def over(level: str, path: Path, line: int, field: str) -> None:
+        if rank(level) > ceiling:
+            problems.append(ContentError(
+                path, line, field, f"{label(level)} is above digest '{digest.name}''s max_tlp, {label(digest.max_tlp)}"))
+
+    for brief in library.briefs:
+        if covers(digest, brief.tags, brief.language):
+            over(brief.tlp or digest.tlp_default, brief.path, brief.tlp_line or 1, "tlp")
+            for index, point in enumerate(brief.key_points):
+                if point.tlp:
+                    over(point.tlp, brief.path, point.line, f"key_points[{index}].tlp")
+    for entry in library.timeline:
+        if covers(digest, entry.tags, entry.language) and entry.tlp:
+            over(entry.tlp, entry.path, entry.line, "tlp")
+    return problems
 
 
 def _days_before(day: date, days: int) -> date:

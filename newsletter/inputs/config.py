@@ -18,6 +18,7 @@ from .content import LANGUAGE, TAG
 from .cron import trigger
 from .endpoint import Endpoint, parse_transport_url
 from .headers import header_problem
+from .marking import label, parse_tlp, rank
 from .secrets import DATABASE_URL_ENV, LOG_LEVEL_ENV, Secrets, read_secrets
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
@@ -63,6 +64,8 @@ class Digest:
     on_schedule: str = "write"  # write the issue out; or write and send it; or write and queue it for workers
     when_nothing_new: str = "skip"  # a scheduled issue with no new entry and no new brief
     include_drafts: str = "none"  # "trusted": timeline drafts marked trusted go out too
+    tlp_default: str = "clear"  # the TLP level of content that sets none
+    max_tlp: str = "amber"  # the highest TLP level this digest may carry (`check` refuses more)
 
     @property
     def direction(self) -> str:
@@ -254,7 +257,7 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 DIGEST_KEYS = (
     "title", "description", "tags", "language", "period", "timezone",
     "entries", "lookback_days", "sender", "reply_to", "subject", "schedule", "on_schedule", "when_nothing_new",
-    "include_drafts",
+    "include_drafts", "tlp_default", "max_tlp",
 )
 
 
@@ -675,18 +678,34 @@ def _digest(name: str, value: Value) -> Digest | None:
     on_schedule = _choice(fields, "on_schedule", ON_SCHEDULE)
     when_nothing_new = _choice(fields, "when_nothing_new", WHEN_NOTHING_NEW)
     include_drafts = _choice(fields, "include_drafts", INCLUDE_DRAFTS)
+    tlp_default = _tlp(fields, "tlp_default", "clear")
+    max_tlp = _tlp(fields, "max_tlp", "amber")
+    if tlp_default and max_tlp and rank(tlp_default) > rank(max_tlp):
+        _error(fields, "tlp_default", f"{label(tlp_default)} is above the digest's max_tlp, {label(max_tlp)}")
+        tlp_default = None
     if not (title and language and period and timezone and sender and subject) or not fields.ok:
         return None
     if tags is None or max_entries is None or description is None or not on_schedule or not when_nothing_new:
         return None
-    if not include_drafts:
+    if not include_drafts or not tlp_default or not max_tlp:
         return None
     if ("schedule" in fields and schedule is None) or ("reply_to" in fields and reply_to is None):
         return None
     return Digest(
         name, title, description, tags, language, period, timezone, max_entries, lookback, sender, subject,
-        reply_to, schedule, on_schedule, when_nothing_new, include_drafts,
+        reply_to, schedule, on_schedule, when_nothing_new, include_drafts, tlp_default, max_tlp,
     )
+
+
+def _tlp(fields: Mapping, key: str, default: str) -> str | None:
+    raw = fields.text(key, default)
+    if raw is None:
+        return None
+    try:
+        return parse_tlp(raw)
+    except ValueError as exc:
+        _error(fields, key, str(exc))
+        return None
 
 
 def _choice(fields: Mapping, key: str, choices: tuple[str, ...]) -> str | None:

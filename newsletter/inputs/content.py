@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from . import markup
 from .headers import header_problem
+from .marking import Rating, parse_confidence, parse_rating, parse_tlp, rank
 from ..errors import ContentError, Invalid, NewsletterError
 from .yamlsource import Mapping, Problems, Value, hint, parse
 
@@ -28,12 +29,16 @@ class Source:
     title: str
     publisher: str
     url: str
+    rating: Rating | None = None  # the Admiralty code (B2), when the analyst gave one
 
 
 @dataclass(frozen=True)
 class KeyPoint:
     text: str  # one line of Markdown
     sources: tuple[Source, ...]
+    tlp: str | None = None  # its own TLP level; None: its brief's
+    confidence: str | None = None  # ICD 203: low, moderate or high
+    line: int = 0  # in its brief's file: its `tlp:` line, else its `text:` line
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,12 @@ class Brief:
     related: tuple[Related, ...]
     body: str  # Markdown
     url: str | None = None
+    tlp: str | None = None  # its TLP level, and its key points' unless they set their own; None: the digest's default
+    tlp_line: int = 0
+
+    def point_level(self, point: KeyPoint, default: str) -> str:
+        """The TLP level a key point is shared at: its own, else its brief's, else `default`."""
+        return point.tlp or self.tlp or default
 
 
 @dataclass(frozen=True, order=True)
@@ -102,6 +113,8 @@ class TimelineEntry:
     language: str
     path: Path
     line: int
+    tlp: str | None = None  # its TLP level; None: the digest's default
+    confidence: str | None = None  # ICD 203: low, moderate or high
 
     @property
     def key(self) -> tuple[FuzzyDate, str]:
@@ -152,11 +165,14 @@ def parse_fuzzy_date(raw: str) -> FuzzyDate:
 
 # --- loading -------------------------------------------------------------------------------
 
-BRIEF_KEYS = ("title", "dek", "date", "authors", "language", "tags", "key_points", "related", "url")
+BRIEF_KEYS = ("title", "dek", "date", "authors", "language", "tags", "key_points", "related", "url", "tlp")
 BRIEF_REQUIRED = ("title", "dek", "date", "authors", "tags", "key_points")
-ENTRY_KEYS = ("date", "language", "title", "summary", "actors", "tags", "sources")
+ENTRY_KEYS = ("date", "language", "title", "summary", "actors", "tags", "sources", "tlp", "confidence")
 ENTRY_REQUIRED = ("date", "title", "summary", "tags", "sources")
-SOURCE_KEYS = ("title", "publisher", "url")
+SOURCE_KEYS = ("title", "publisher", "url", "reliability", "credibility")
+SOURCE_REQUIRED = ("title", "publisher", "url")
+KEY_POINT_KEYS = ("text", "sources", "tlp", "confidence")
+KEY_POINT_REQUIRED = ("text", "sources")
 
 T = TypeVar("T")
 
@@ -230,6 +246,13 @@ def _load_brief(path: Path, problems: Problems) -> Brief | None:
     key_points = _key_points(fields.get("key_points"))
     related = _related(fields.get("related"))
     url = _url(fields.get("url")) if "url" in fields else None
+    tlp = _choice(fields.get("tlp"), parse_tlp)
+    if tlp is not None and key_points:
+        for index, point in enumerate(key_points):
+            if point.tlp is not None and rank(point.tlp) < rank(tlp):
+                problems.add(path, point.line, f"key_points[{index}].tlp",
+                             f"TLP:{point.tlp.upper()} is below its brief's TLP:{tlp.upper()}: a key point "
+                             "shares at least its brief's marking (mark the brief lower, or the point higher)")
     for problem in markup.check(body):
         line = _find_line(text, problem.snippet, body_line)
         problems.add(path, line, "body", problem.message)
@@ -240,7 +263,8 @@ def _load_brief(path: Path, problems: Problems) -> Brief | None:
     return Brief(
         slug=name.group(2), path=path, title=title, dek=dek, date=brief_date,
         authors=authors, language=language, tags=tags, key_points=key_points,
-        related=related, body=body.strip(), url=url,
+        related=related, body=body.strip(), url=url, tlp=tlp,
+        tlp_line=fields.entries["tlp"].line if "tlp" in fields else 0,
     )
 
 
@@ -264,11 +288,13 @@ def read_entry(value: Value, problems: Problems) -> TimelineEntry | None:
     tags = _tags(fields.get("tags"))
     sources = _sources(fields.get("sources"))
     language = _language(fields.get("language"))
+    tlp = _choice(fields.get("tlp"), parse_tlp)
+    confidence = _choice(fields.get("confidence"), parse_confidence)
     if len(problems.items) > before or not fields.ok:
         return None
     assert fuzzy and title and summary and actors is not None and tags is not None
     assert sources is not None and language
-    return TimelineEntry(fuzzy, title, summary, actors, tags, sources, language, value.file, value.line)
+    return TimelineEntry(fuzzy, title, summary, actors, tags, sources, language, value.file, value.line, tlp, confidence)
 
 
 def read_brief(path: Path, problems: Problems) -> Brief | None:
@@ -396,10 +422,24 @@ def _url(value: Value | None) -> str | None:
     return raw
 
 
+def _choice(value: Value | None, parse: Callable[[str], str]) -> str | None:
+    """A marking (TLP level, confidence): None when absent, else parsed, its error at its line."""
+    raw = value.text() if value is not None else None
+    if value is None or raw is None:
+        return None
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        value.error(str(exc))
+        return None
+
+
 def _records(
-    value: Value | None, keys: tuple[str, ...], read: Callable[[Mapping], T | None], empty: str
+    value: Value | None, keys: tuple[str, ...], read: Callable[[Mapping], T | None], empty: str,
+    required: tuple[str, ...] | None = None,
 ) -> tuple[T, ...] | None:
-    """A non-empty list of mappings with exactly `keys`, each read into a record.
+    """A non-empty list of mappings with `keys` (all of them, unless `required` names fewer),
+    each read into a record.
 
     Every item is read even after a bad one, so that one check reports every problem.
     """
@@ -411,7 +451,7 @@ def _records(
         return None
     records: list[T] = []
     for item in items:
-        fields = item.mapping(keys, keys)
+        fields = item.mapping(keys, keys if required is None else required)
         record = read(fields) if fields is not None else None
         if fields is not None and fields.ok and record is not None:
             records.append(record)
@@ -420,7 +460,16 @@ def _records(
 
 def _source(fields: Mapping) -> Source | None:
     title, publisher, url = _plain(fields, "title"), _plain(fields, "publisher"), _url(fields.get("url"))
-    return Source(title, publisher, url) if title and publisher and url else None
+    halves = [fields.get(key) for key in ("reliability", "credibility")]
+    texts = [str(value.node.value) if value is not None else None for value in halves]
+    try:
+        rating = parse_rating(*texts)
+    except ValueError as exc:
+        target = next((v for v in halves if v is not None), None)
+        assert target is not None
+        target.error(str(exc))
+        return None
+    return Source(title, publisher, url, rating) if title and publisher and url else None
 
 
 def _author(fields: Mapping) -> Author | None:
@@ -431,11 +480,15 @@ def _author(fields: Mapping) -> Author | None:
 def _key_point(fields: Mapping) -> KeyPoint | None:
     text = _markdown(fields.get("text"), one_paragraph=True)
     sources = _sources(fields.get("sources"))
-    return KeyPoint(" ".join(text.split()), sources) if text and sources else None
+    tlp = _choice(fields.get("tlp"), parse_tlp)
+    confidence = _choice(fields.get("confidence"), parse_confidence)
+    where = "tlp" if "tlp" in fields else "text"  # where a `check` error about its marking points
+    line = fields.entries[where].line if where in fields else 0
+    return KeyPoint(" ".join(text.split()), sources, tlp, confidence, line) if text and sources else None
 
 
 def _sources(value: Value | None) -> tuple[Source, ...] | None:
-    return _records(value, SOURCE_KEYS, _source, "give at least one source (title, publisher, url)")
+    return _records(value, SOURCE_KEYS, _source, "give at least one source (title, publisher, url)", SOURCE_REQUIRED)
 
 
 def _authors(value: Value | None) -> tuple[Author, ...] | None:
@@ -443,7 +496,7 @@ def _authors(value: Value | None) -> tuple[Author, ...] | None:
 
 
 def _key_points(value: Value | None) -> tuple[KeyPoint, ...] | None:
-    return _records(value, ("text", "sources"), _key_point, "a brief needs at least one key point")
+    return _records(value, KEY_POINT_KEYS, _key_point, "a brief needs at least one key point", KEY_POINT_REQUIRED)
 
 
 def _related(value: Value | None) -> tuple[Related, ...] | None:

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
 
-from ..compose.digest import covers, moment
-from ..errors import NewsletterError
+from ..compose.digest import covers, level_problems, moment
+from ..errors import NewsletterError, display_path
 from ..inputs.config import Digest, load_config
 from ..inputs.content import Library, load_library
+from ..inputs.marking import likelihood_with_confidence
 from ..compose.render import Renderer
 from .build import Project, clip_warning
 from .issues import compose_issue
@@ -48,6 +49,11 @@ def check_project(config_path: Path, now: datetime, as_of: date | datetime | Non
         )
     except NewsletterError as exc:
         report.fail(exc)
+    if library is not None:
+        for digest in config.digests:
+            for problem in level_problems(library, digest):
+                report.fail(problem)
+        report.warnings.extend(_estimative_warnings(library))
     try:
         renderer = Renderer(config.templates_dir, config.site)
     except NewsletterError as exc:
@@ -91,6 +97,19 @@ def _check_digest(project: Project, digest: Digest, when: datetime, report: Repo
     warning = clip_warning(size)
     if warning:
         report.warnings.append(f"digest {digest.name}: {warning}")
+
+
+def _estimative_warnings(library: Library) -> list[str]:
+    """Sentences that say both how likely and how sure (ICD 203 keeps the two apart)."""
+    texts = [
+        (brief.path, point.line, f"key_points[{index}].text", point.text)
+        for brief in library.briefs for index, point in enumerate(brief.key_points)
+    ] + [(entry.path, entry.line, "summary", entry.summary) for entry in library.timeline]
+    return [
+        f"{display_path(path)}:{line}: {field}: \"{sentence[:80]}\" pairs a likelihood term with a confidence level; "
+        "ICD 203 asks for one or the other in a sentence"
+        for path, line, field, text in texts for sentence in likelihood_with_confidence(text)
+    ]
 
 
 def _newest_moment(library: Library, digest: Digest) -> datetime | None:
