@@ -20,7 +20,7 @@ from .outbox import Outbox, lease_owner
 from .status import DeliveryStatus
 from .returns import Returns, Sent
 from .records import (
-    DELIVERY_STATUSES, SUBSCRIBER_STATUSES, AddResult, Delivery, IssueState, Snapshot, StoredIssue, Subscriber,
+    DELIVERY_STATUSES, SUBSCRIBER_STATUSES, AddResult, Copy, Delivery, IssueState, Snapshot, StoredIssue, Subscriber,
     WorkerProgress, utcnow,
 )
 from .readers import Choice, Confirmation, Outcome, Readers, Request
@@ -28,7 +28,7 @@ from .subscribers import Subscribers
 
 __all__ = [
     "DELIVERY_STATUSES", "SCHEMA_VERSION", "SUBSCRIBER_STATUSES", "AddResult", "Choice", "Confirmation", "Delivery",
-    "Event", "IssueState", "Outcome", "Request", "Snapshot", "Sent", "Store", "StoredIssue", "Subscriber", "WorkerProgress", "lease_owner", "migrate", "utcnow",
+    "Copy", "Event", "IssueState", "Outcome", "Request", "Snapshot", "Sent", "Store", "StoredIssue", "Subscriber", "WorkerProgress", "lease_owner", "migrate", "utcnow",
 ]
 
 

@@ -15,7 +15,7 @@ from .schema import events
 
 KINDS = (
     "added", "requested", "confirmed", "resubscribed", "unsubscribed", "bounce", "soft-bounce", "bounced",
-    "complaint", "preferences",
+    "complaint", "preferences", "clearance",
 )
 
 

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from ..inputs.marking import TLP_LEVELS
+
 from .connection import Database
-from .records import IssueState, Snapshot, StoredIssue, UNFINISHED, utcnow
-from .schema import deliveries, issues
+from .records import Copy, IssueState, Snapshot, StoredIssue, UNFINISHED, utcnow
+from .schema import deliveries, issue_copies, issues
 
 REPLACEABLE = (IssueState.STORED.value, IssueState.QUEUED.value)
 OPEN = (IssueState.QUEUED.value, IssueState.SENDING.value)
@@ -30,7 +32,14 @@ def _columns(snapshot: Snapshot) -> dict[str, object]:
     values = asdict(snapshot)
     values["as_of"] = snapshot.as_of.astimezone(UTC).replace(tzinfo=None)
     values["items"] = json.dumps(list(values.pop("contents")))
+    values.pop("copies")
     return values
+
+
+def _write_copies(conn: sa.Connection, issue_id: int, copies: tuple[Copy, ...]) -> None:
+    conn.execute(issue_copies.delete().where(issue_copies.c.issue_id == issue_id))
+    if copies:
+        conn.execute(issue_copies.insert(), [{"issue_id": issue_id, **asdict(copy)} for copy in copies])
 
 
 class Issues:
@@ -103,23 +112,34 @@ class Issues:
         values = _columns(snapshot)
         try:
             with self.db.engine.begin() as conn:
-                conn.execute(issues.insert().values(
+                issue_id = conn.execute(issues.insert().values(
                     **values, nonce=uuid.uuid4().hex[:16], created_at=utcnow(), state=IssueState.STORED.value,
-                ))
+                ).returning(issues.c.id)).scalar_one()
+                _write_copies(conn, issue_id, snapshot.copies)
             written = True
         except sa.exc.IntegrityError:
             with self.db.engine.begin() as conn:
-                written = bool(conn.execute(
+                replaced = conn.execute(
                     issues.update()
                     .where(
                         issues.c.digest == snapshot.digest, issues.c.period == snapshot.period,
                         issues.c.state.in_(REPLACEABLE), issues.c.content_hash != snapshot.content_hash,
                     )
-                    .values(**values)
-                ).rowcount)
+                    .values(**values).returning(issues.c.id)
+                ).scalar()
+                if replaced is not None:
+                    _write_copies(conn, replaced, snapshot.copies)
+                written = replaced is not None
         stored = self.get(snapshot.digest, snapshot.period)
         assert stored is not None
         return stored, written
+
+    def copies(self, issue_id: int) -> tuple[Copy, ...]:
+        """The issue's copies above TLP:CLEAR, lowest first (the CLEAR one is the issue row)."""
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(issue_copies).where(issue_copies.c.issue_id == issue_id)).all()
+        found = [Copy(row.tlp, row.subject, row.preheader, row.html, row.text) for row in rows]
+        return tuple(sorted(found, key=lambda copy: TLP_LEVELS.index(copy.tlp)))
 
     def begin_sending(self, issue_id: int) -> StoredIssue:
         """Queued -> sending: from here on the snapshot is frozen. Returns the issue as it is

@@ -58,8 +58,14 @@ def _v8(conn: Connection) -> None:
     schema.v8.create_all(conn)
 
 
+def _v10(conn: Connection) -> None:
+    """TLP: readers' clearance, the clearance each delivery was queued for, an issue's copies."""
+    _adding(10)(conn)
+    schema.v10.create_all(conn)
+
+
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
-    _v1, _adding(2), _adding(3), _v4, _adding(5), _v6, _v7, _v8, _adding(9),
+    _v1, _adding(2), _adding(3), _v4, _adding(5), _v6, _v7, _v8, _adding(9), _v10,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

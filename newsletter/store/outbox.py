@@ -107,9 +107,10 @@ class Outbox:
             readers = recipients(issue.digest).add_columns(
                 sa.literal(issue.id).label("issue_id"), sa.literal("queued").label("status"),
                 sa.literal(now).label("created_at"), sa.literal(now).label("updated_at"),
+                subscribers.c.clearance.label("tlp"),
             )
             conn.execute(deliveries.insert().from_select(
-                ["subscriber_id", "subscription_id", "issue_id", "status", "created_at", "updated_at"], readers,
+                ["subscriber_id", "subscription_id", "issue_id", "status", "created_at", "updated_at", "tlp"], readers,
             ))
             # Counted, not taken from rowcount: psycopg reports -1 for INSERT ... SELECT.
             written = int(conn.execute(
@@ -119,9 +120,12 @@ class Outbox:
                 transaction.rollback()  # nobody to send to: the issue stays as it was
             return written
 
-    def claim(self, issue_id: int, owner: str, batch: int, lease_seconds: float) -> list[Delivery]:
+    def claim(
+        self, issue_id: int, owner: str, batch: int, lease_seconds: float, held: tuple[str, ...] = (),
+    ) -> list[Delivery]:
         """Take up to `batch` deliveries that are due and not held by a live sender, while the
-        issue is sending (a snapshot that may still be replaced is never sent).
+        issue is sending (a snapshot that may still be replaced is never sent). Deliveries
+        queued for a clearance in `held` stay where they are (TLP:RED without TLS).
 
         One UPDATE picks and leases the rows, so two senders never take the same one: SQLite
         runs writes one at a time, and PostgreSQL skips rows another sender has locked
@@ -137,6 +141,7 @@ class Outbox:
                     sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
                     sa.or_(deliveries.c.lease_expires.is_(None), deliveries.c.lease_expires < now),
                     sending.exists(),
+                    *([sa.func.coalesce(deliveries.c.tlp, "clear").not_in(held)] if held else []),
                 )
                 # No ORDER BY: with it SQLite sorts every waiting row on each claim. The index on
                 # (issue_id, status, id) hands rows over in id order within each status anyway.
@@ -158,6 +163,7 @@ class Outbox:
                     subscribers.c.bounces, deliveries.c.first_attempt_at, deliveries.c.issue_id,
                     subscribers.c.plain_text, subscribers.c.status.label("subscriber_status"),
                     subscribers.c.paused_until, subscriptions.c.status.label("subscription_status"),
+                    deliveries.c.tlp, subscribers.c.clearance,
                 )
                 .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
                 .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
@@ -308,14 +314,16 @@ class Outbox:
             ).scalar()
         return value if isinstance(value, datetime) else None
 
-    def pending(self, issue_id: int) -> int:
-        """Deliveries not finished: queued or deferred, held by anyone or no one."""
+    def pending(self, issue_id: int, levels: tuple[str, ...] = ()) -> int:
+        """Deliveries not finished: queued or deferred, held by anyone or no one (with `levels`,
+        only those queued for one of these clearances)."""
+        query = sa.select(sa.func.count()).select_from(deliveries).where(
+            deliveries.c.issue_id == issue_id, deliveries.c.status.in_(UNFINISHED)
+        )
+        if levels:
+            query = query.where(sa.func.coalesce(deliveries.c.tlp, "clear").in_(levels))
         with self.db.engine.connect() as conn:
-            return int(conn.execute(
-                sa.select(sa.func.count()).select_from(deliveries).where(
-                    deliveries.c.issue_id == issue_id, deliveries.c.status.in_(UNFINISHED)
-                )
-            ).scalar() or 0)
+            return int(conn.execute(query).scalar() or 0)
 
     def due(self, issue_id: int) -> int:
         """Unfinished deliveries due now and held by no live lease: what a sender would take."""

@@ -50,6 +50,7 @@ class Subscriber:
     created_at: datetime
     paused_until: datetime | None = None  # naive UTC: nothing is sent before then
     plain_text: bool = False  # the plaintext part only, no HTML
+    clearance: str = "clear"  # the highest TLP level they may receive (set by the operator only)
 
     def paused(self, now: datetime) -> bool:
         return self.paused_until is not None and self.paused_until > now
@@ -116,6 +117,19 @@ class Snapshot:
     content_hash: str
     as_of: datetime  # aware
     contents: tuple[str, ...]
+    copies: tuple[Copy, ...] = ()  # the copies above TLP:CLEAR (subject, html, text above are the CLEAR one)
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One TLP copy of an issue: what readers cleared to `tlp` or above (and below the next
+    copy's level) receive. `tlp` is the highest level it holds."""
+
+    tlp: str
+    subject: str
+    preheader: str
+    html: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +147,8 @@ class Delivery:
     first_attempt_at: datetime | None = None  # naive UTC; None before the first try
     issue_id: int = 0
     plain_text: bool | None = False  # the reader wants the plaintext part only
+    tlp: str | None = None  # the clearance it was queued for (None: clear)
+    clearance: str | None = None  # the reader's clearance now: a copy above it is never sent
 
 
 @dataclass(frozen=True)

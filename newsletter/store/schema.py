@@ -99,6 +99,9 @@ ADDED: dict[int, tuple[tuple[str, str, sa.types.TypeEngine[Any]], ...]] = {
         ("subscribers", "paused_until", sa.DateTime()), ("subscribers", "plain_text", sa.Boolean()),
         ("subscriptions", "confirm_code", sa.String(32)),
     ),
+    # TLP: the highest level each reader may receive (NULL: clear), and the clearance a
+    # delivery was queued for (the copy it gets is chosen from the issue's copies by it).
+    10: (("subscribers", "clearance", sa.String(20)), ("deliveries", "tlp", sa.String(20))),
 }
 
 # Version 4: what each news feed answered last, for conditional GETs (ETag, Last-Modified).
@@ -144,6 +147,19 @@ sa.Table(
     sa.Column("raw", sa.LargeBinary),  # kept for what nobody recognized, up to a limit
 )
 
+# Version 10: an issue's copies above TLP:CLEAR, one per distinct set of items readers of some
+# clearance may see (the issues row keeps the CLEAR copy, the one the web may show).
+v10 = sa.MetaData()
+sa.Table(
+    "issue_copies", v10,
+    sa.Column("issue_id", sa.Integer, primary_key=True),
+    sa.Column("tlp", sa.String(20), primary_key=True),  # the highest level the copy holds
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("preheader", sa.Text, nullable=False),
+    sa.Column("html", sa.Text, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+)
+
 # The tables as the code sees them: version 1 and what each later version added.
 metadata = sa.MetaData()
 subscribers, subscriptions, issues, deliveries = (
@@ -154,3 +170,4 @@ for _version_added in sorted(ADDED):
         metadata.tables[_table].append_column(sa.Column(_column, _kind))
 feeds = v4.tables["feeds"].to_metadata(metadata)
 events, returns = (v8.tables[name].to_metadata(metadata) for name in ("events", "returns"))
+issue_copies = v10.tables["issue_copies"].to_metadata(metadata)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from ..inputs.marking import TLP_LEVELS
 from .connection import Database
 from .records import DELIVERY_STATUSES, UNFINISHED, WorkerProgress, utcnow
 from .schema import deliveries, subscribers
@@ -26,6 +27,20 @@ class DeliveryStatus:
             ).all()
         found = {status: int(count) for status, count in rows}
         return {status: found.get(status, 0) for status in DELIVERY_STATUSES}
+
+    def tiers(self, issue_id: int) -> dict[str, dict[str, int]]:
+        """Deliveries per TLP clearance they were queued for, then per status (only the
+        clearances that have any), lowest first."""
+        level = sa.func.coalesce(deliveries.c.tlp, "clear")
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(level, deliveries.c.status, sa.func.count()).where(deliveries.c.issue_id == issue_id)
+                .group_by(level, deliveries.c.status)
+            ).all()
+        found: dict[str, dict[str, int]] = {}
+        for tier, status, count in rows:
+            found.setdefault(str(tier), {})[str(status)] = int(count)
+        return {tier: found[tier] for tier in TLP_LEVELS if tier in found}
 
     def last_errors(self, issue_id: int, limit: int = 10) -> list[tuple[str, str, str]]:
         """(address, status, error) of the latest failed or deferred deliveries."""

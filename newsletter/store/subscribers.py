@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ..inputs.addresses import check_name, normalize_address
+from ..inputs.marking import label as tlp_label
 from .connection import Database
 from .history import record
 from .records import AddResult, Subscriber, utcnow
@@ -49,13 +50,14 @@ class Subscribers:
 
     def add(
         self, address: str, name: str, digests: Iterable[str], status: str = "active",
-        resubscribe: bool = False, how: str = "added by the operator",
+        resubscribe: bool = False, how: str = "added by the operator", clearance: str | None = None,
     ) -> AddResult:
         """Create or update a subscriber (`status` active or pending) and their subscriptions.
 
         Someone who unsubscribed, bounced or complained is left as they are unless `resubscribe`
         says so, and so is a subscription they ended: an import never signs anyone up again
-        silently. `how` goes into their history."""
+        silently. `how` goes into their history. `clearance` (a TLP level) is given by the
+        operator only; None leaves it as it is (clear for someone new)."""
         address, name = normalize_address(address), check_name(name)
         now = utcnow()
         wanted = "active" if status == "active" else "pending"
@@ -63,8 +65,10 @@ class Subscribers:
             row = conn.execute(sa.select(subscribers).where(subscribers.c.address == address)).first()
             if row is None:
                 subscriber_id = insert_row(conn, subscribers, address=address, name=name, status=wanted,
-                                        created_at=now, updated_at=now)
+                                        created_at=now, updated_at=now, clearance=clearance)
                 record(conn, subscriber_id, "added", how, at=now)
+                if clearance not in (None, "clear"):
+                    record(conn, subscriber_id, "clearance", f"cleared for {tlp_label(clearance or 'clear')} ({how})", at=now)
                 changed = True
             else:
                 subscriber_id = row.id
@@ -75,6 +79,10 @@ class Subscribers:
                 updates: dict[str, Any] = {}
                 if name and name != row.name:
                     updates["name"] = name
+                if clearance is not None and clearance != (row.clearance or "clear"):
+                    updates["clearance"] = clearance
+                    record(conn, subscriber_id, "clearance",
+                           f"cleared for {tlp_label(clearance)}, was {tlp_label(row.clearance or 'clear')} ({how})", at=now)
                 if row.status != wanted and row.status != "active":
                     updates.update(status=wanted, bounces=0)
                 if updates:
@@ -84,6 +92,13 @@ class Subscribers:
             for digest in dict.fromkeys(digests):
                 changed |= _subscribe(conn, subscriber_id, digest, level, resubscribe, now)
             return AddResult(subscriber_record(conn, subscriber_id), created=row is None, changed=changed)
+
+    def clearances(self, digest: str) -> tuple[str, ...]:
+        """The clearances among the readers `digest` goes to now: which TLP copies it needs."""
+        readers = recipients(digest).add_columns(sa.func.coalesce(subscribers.c.clearance, "clear").label("level"))
+        with self.db.engine.connect() as conn:
+            found = conn.execute(sa.select(readers.subquery().c.level).distinct()).scalars().all()
+        return tuple(str(level) for level in found)
 
     def get(self, address: str) -> Subscriber | None:
         with self.db.engine.connect() as conn:
@@ -184,7 +199,7 @@ def subscriber_record(conn: Connection, subscriber_id: int) -> Subscriber:
 
 def _record(row: Any, digests: tuple[str, ...]) -> Subscriber:
     return Subscriber(row.id, row.address, row.name, row.status, digests, row.created_at, row.paused_until,
-                      bool(row.plain_text))
+                      bool(row.plain_text), row.clearance or "clear")
 
 
 def _subscribe(conn: Connection, subscriber_id: int, digest: str, status: str, resubscribe: bool, now: datetime) -> bool:
