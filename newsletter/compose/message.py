@@ -9,6 +9,7 @@ string work on a few hundred bytes, no parsing and no re-encoding of the 40 KB b
 from __future__ import annotations
 
 import binascii
+import html
 import email.policy
 import hashlib
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from email.utils import format_datetime, formataddr
 from ..errors import NewsletterError
 from ..inputs.config import Mailbox, Site
 from ..inputs.headers import MAX_NAME_LENGTH, header_value
-from .render import PLACEHOLDERS, PREFERENCES_URL, UNSUBSCRIBE_URL, Rendered, fill
+from .render import PLACEHOLDERS, PREFERENCES_URL, RECIPIENT, UNSUBSCRIBE_URL, Rendered, fill
 
 SMTP_POLICY = email.policy.SMTP.clone(max_line_length=78)
 MAX_TOKEN_LENGTH = 52  # `unsubscribe+TOKEN` must fit the 64-character local part
@@ -39,10 +40,12 @@ def preferences_url(site: Site, token: str) -> str:
     return f"{site.base_url}/p/{token}"
 
 
-def for_sample(text: str, site: Site) -> str:
+def for_sample(text: str, site: Site, reader: Mailbox | None = None, is_html: bool = False) -> str:
     """A rendered body with the links of a sample copy (previews, `build`, the archive's test
-    pages), where no subscriber stands behind them."""
-    return fill(text, unsubscribe_url(site, SAMPLE_TOKEN), preferences_url(site, SAMPLE_TOKEN))
+    pages), where no subscriber stands behind them; a TLP:RED copy names `reader`."""
+    name = (reader.name or reader.address) if reader else ""
+    return fill(text, unsubscribe_url(site, SAMPLE_TOKEN), preferences_url(site, SAMPLE_TOKEN),
+                html.escape(name) if is_html else name)
 
 
 def _checked_token(token: str) -> str:
@@ -88,9 +91,10 @@ class _Body:
 
     chunks: tuple[bytes, ...]  # one more than `open_lines`
     open_lines: tuple[str, ...]
+    is_html: bool = False  # a recipient's name is escaped into it
 
     @classmethod
-    def prepare(cls, text: str) -> _Body:
+    def prepare(cls, text: str, is_html: bool = False) -> _Body:
         if not text.endswith("\n"):
             text += "\n"
         chunks: list[bytes] = []
@@ -104,12 +108,14 @@ class _Body:
             else:
                 constant.append(line)
         chunks.append(_qp("".join(constant)))
-        return cls(tuple(chunks), tuple(open_lines))
+        return cls(tuple(chunks), tuple(open_lines), is_html)
 
-    def fill(self, unsubscribe: str, preferences: str) -> list[bytes]:
+    def fill(self, unsubscribe: str, preferences: str, recipient: str = "") -> list[bytes]:
+        named = html.escape(recipient) if self.is_html else recipient
         out = [self.chunks[0]]
         for line, chunk in zip(self.open_lines, self.chunks[1:], strict=True):
-            out.append(_qp(line.replace(UNSUBSCRIBE_URL, unsubscribe).replace(PREFERENCES_URL, preferences)))
+            filled = line.replace(UNSUBSCRIBE_URL, unsubscribe).replace(PREFERENCES_URL, preferences)
+            out.append(_qp(filled.replace(RECIPIENT, named)))
             out.append(chunk)
         return out
 
@@ -129,7 +135,7 @@ class PreparedMessage:
         seed = f"{rendered.issue_id}\0{rendered.subject}\0{rendered.text}\0{rendered.html}".encode()
         self.boundary = "=_" + hashlib.sha256(seed).hexdigest()[:32]  # same content, same bytes
         top = EmailMessage(policy=SMTP_POLICY)
-        _sender_headers(top, rendered)
+        _sender_headers(top, rendered, subject=False)
         bottom = EmailMessage(policy=SMTP_POLICY)
         bottom["MIME-Version"] = "1.0"
         bottom["List-Id"] = rendered.list_id
@@ -138,11 +144,12 @@ class PreparedMessage:
         self.top_headers, self.bottom_headers = (
             m.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n" for m in (top, bottom)
         )
+        self.top_headers += _subject_header(rendered.subject)
         self.alternative = f'Content-Type: multipart/alternative;\r\n boundary="{self.boundary}"\r\n'.encode()
         # For readers who asked for plain text only: the text part alone, no HTML at all.
         self.plain_only = b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: quoted-printable\r\n'
         self.text = _Body.prepare(rendered.text)
-        self.html = _Body.prepare(rendered.html)
+        self.html = _Body.prepare(rendered.html, is_html=True)
         self.part_head = {
             subtype: (
                 f"--{self.boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
@@ -170,14 +177,15 @@ class PreparedMessage:
             _folded(b"List-Unsubscribe: ", unsubscribe.encode("ascii")), b"\r\n",
             self.bottom_headers,
         ]
+        named = recipient.name or recipient.address  # a TLP:RED copy says whom it is for
         if plain:
-            body = [self.plain_only, b"\r\n", *self.text.fill(link, preferences)]
+            body = [self.plain_only, b"\r\n", *self.text.fill(link, preferences, named)]
         else:
             body = [
                 self.alternative, b"\r\n",
                 b"This is a multipart message in MIME format.\r\n\r\n",
-                self.part_head["plain"], *self.text.fill(link, preferences), b"\r\n",
-                self.part_head["html"], *self.html.fill(link, preferences), b"\r\n",
+                self.part_head["plain"], *self.text.fill(link, preferences, named), b"\r\n",
+                self.part_head["html"], *self.html.fill(link, preferences, named), b"\r\n",
                 self.closing,
             ]
         message = b"".join(head + body)
@@ -195,13 +203,33 @@ def check_headers(rendered: Rendered) -> None:
     header_value(rendered.language, "language")
 
 
-def _sender_headers(message: EmailMessage, rendered: Rendered) -> None:
+def _sender_headers(message: EmailMessage, rendered: Rendered, subject: bool = True) -> None:
     """From, Reply-To (when set) and Subject: the headers every message of an issue shares."""
     check_headers(rendered)
     message["From"] = Address(rendered.sender.name, addr_spec=rendered.sender.address)
     if rendered.reply_to is not None:
         message["Reply-To"] = Address(rendered.reply_to.name, addr_spec=rendered.reply_to.address)
-    message["Subject"] = rendered.subject
+    if subject:
+        message["Subject"] = rendered.subject
+
+
+def _subject_header(subject: str) -> bytes:
+    """The Subject line, folded at spaces within 78 characters. The email package folds an
+    ASCII subject that starts with "[TLP:CLEAR]" before its first word, so that readers would
+    see it with a leading space; RFC 2047 encoding (non-ASCII) is left to it."""
+    if not subject.isascii():
+        message = EmailMessage(policy=SMTP_POLICY)
+        message["Subject"] = subject
+        return message.as_bytes().split(b"\r\n\r\n", 1)[0] + b"\r\n"
+    lines: list[str] = []
+    line = "Subject:"
+    for word in subject.split(" "):
+        if len(line) + 1 + len(word) > 78 and line.strip() != "Subject:":
+            lines.append(line)
+            line = ""
+        line += " " + word
+    lines.append(line)
+    return ("\r\n".join(lines) + "\r\n").encode("ascii")
 
 
 def _address_header(mailbox: Mailbox) -> bytes:

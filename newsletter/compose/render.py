@@ -17,6 +17,7 @@ from markupsafe import Markup
 from ..inputs import markup
 from ..inputs.config import Digest, Mailbox, Site
 from ..inputs.content import FuzzyDate, Source, TimelineEntry
+from ..inputs.marking import TLP_COLOURS, label as tlp_label
 from .digest import Issue
 from ..errors import Invalid, NewsletterError, TemplateError
 from .inline import inline_css
@@ -26,12 +27,14 @@ from ..inputs.yamlsource import Problems, parse
 # renders and inlines once and then only substitutes text (see message.py).
 UNSUBSCRIBE_URL = "%%unsubscribe_url%%"
 PREFERENCES_URL = "%%preferences_url%%"  # the reader's own page: digests, pause, plain text
-PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL)
+RECIPIENT = "%%recipient%%"  # who a TLP:RED copy is for, by name
+PLACEHOLDERS = (UNSUBSCRIBE_URL, PREFERENCES_URL, RECIPIENT)
 
 
-def fill(text: str, unsubscribe: str, preferences: str) -> str:
+def fill(text: str, unsubscribe: str, preferences: str, recipient: str = "") -> str:
     """`text` with the per-reader links in place (previews, archive pages, one-off copies)."""
-    return text.replace(UNSUBSCRIBE_URL, unsubscribe).replace(PREFERENCES_URL, preferences)
+    return text.replace(UNSUBSCRIBE_URL, unsubscribe).replace(PREFERENCES_URL, preferences).replace(
+        RECIPIENT, recipient)
 
 HTML_TEMPLATE = "digest.html"
 TEXT_TEMPLATE = "digest.txt"
@@ -41,7 +44,8 @@ DIGEST_LABELS = (
     "months", "date_day", "date_month", "date_part", "early", "mid", "late", "approximate",
     "issue", "brief", "by", "list_and", "comma", "semicolon", "key_points", "about_authors", "related",
     "timeline", "actors", "sources", "read_brief", "footer", "unsubscribe", "preferences", "archive", "view_online",
-    "links",
+    "links", "tlp_rule_clear", "tlp_rule_green", "tlp_rule_amber", "tlp_rule_amber+strict", "tlp_rule_red",
+    "tlp_end", "withheld_one", "withheld_many", "confidence_low", "confidence_moderate", "confidence_high",
 )
 MAIL_LABELS = (
     "confirm_mail_subject", "confirm_mail_kicker", "confirm_mail_heading", "confirm_mail_intro",
@@ -56,7 +60,7 @@ WEB_LABELS = (
     "confirm_text", "confirm_button", "confirmed_title", "confirmed_text", "already_confirmed_title",
     "already_confirmed_text", "stale_confirm_text", "unsubscribe_title",
     "unsubscribe_text", "unsubscribe_button", "unsubscribed_title", "unsubscribed_text", "test_copy_text",
-    "bad_link_title", "preview_of", "preview_views", "view_html", "view_text", "view_headers",
+    "bad_link_title", "preview_of", "preview_views", "preview_tiers", "view_html", "view_text", "view_headers",
     "as_of_label", "as_of_button", "content_problems_title", "content_problems_text", "issues_title",
     "no_issues", "too_many_title", "too_many_text", "too_large_title", "too_large_text", "not_found_title",
     "not_found_text", "method_title", "method_text", "bad_form_title", "subscribe_heading", "open_issue",
@@ -88,6 +92,7 @@ class Rendered:
     language: str
     direction: str  # ltr or rtl
     reply_to: Mailbox | None = None
+    tlp: str = "clear"  # the highest TLP level this copy holds
 
 
 def list_id(digest: Digest, site: Site) -> str:
@@ -112,7 +117,9 @@ class References:
         return markup.to_inline_text(text, self.cite)
 
     def sources(self, sources: Iterable[Source]) -> str:
-        return self.labels.list((f"{s.publisher} [{self.cite(s.url)}]" for s in sources), "semicolon")
+        return self.labels.list(
+            (f"{s.publisher}{' ' + s.rating.code if s.rating else ''} [{self.cite(s.url)}]" for s in sources),
+            "semicolon")
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,8 @@ class Renderer:
         self.env.filters["md"] = lambda text: Markup(markup.to_html(text))
         self.env.filters["md_inline"] = lambda text: Markup(markup.to_inline_html(text))
         self.env.globals["wrap"] = markup.wrap
+        self.env.globals["tlp_label"] = tlp_label
+        self.env.globals["tlp_colours"] = TLP_COLOURS
         self.html_template = self._template(HTML_TEMPLATE)
         self.text_template = self._template(TEXT_TEMPLATE)
         self.css = self._read(STYLESHEET)
@@ -213,6 +222,7 @@ class Renderer:
         # turn the quotes of 'Times New Roman' into &#39; and the CSS parser would drop the rule.
         self.stylesheet = Markup(self.css)
         self.labels = load_labels(templates_dir / LABELS)
+        self.renders = 0  # issues rendered so far (tests check a send renders once per copy, not per reader)
 
     def _read(self, name: str) -> str:
         try:
@@ -266,20 +276,23 @@ class Renderer:
         text = _tidy_text(self.page(f"{name}.txt", context))
         return self._finished(f"{digest.name}-{name}", digest, subject, preheader, html, text)
 
-    def _finished(self, issue_id: str, digest: Digest, subject: str, preheader: str, html: str, text: str) -> Rendered:
+    def _finished(self, issue_id: str, digest: Digest, subject: str, preheader: str, html: str, text: str,
+                  tlp: str = "clear") -> Rendered:
         return Rendered(
             issue_id, digest.name, subject, preheader, html, text, digest.sender, list_id(digest, self.site),
-            digest.language, digest.direction, digest.reply_to,
+            digest.language, digest.direction, digest.reply_to, tlp,
         )
 
     def labels_for(self, language: str) -> Labels:
         return self.labels.get(language) or self.labels.get(language.split("-")[0]) or self.labels["en"]
 
     def render(self, issue: Issue) -> Rendered:
+        """One copy of an issue (`Issue.for_clearance`), or the whole issue when it is unmarked."""
+        self.renders += 1
         context = self._context(issue)
         html = inline_css(self._render(self.html_template, context))
         text = _tidy_text(self._render(self.text_template, {**context, "refs": References(context["labels"])}))
-        return self._finished(issue.id, issue.digest, context["subject"], context["preheader"], html, text)
+        return self._finished(issue.id, issue.digest, context["subject"], context["preheader"], html, text, context["tlp"])
 
     def html_before_inlining(self, issue: Issue) -> str:
         """The HTML as the template writes it, before premailer (for benchmarks and debugging)."""
@@ -290,8 +303,17 @@ class Renderer:
         labels = self.labels_for(digest.language)
         brief = issue.brief
         rtl = digest.direction == "rtl"
+        top = issue.top
+        marked = top != "clear"  # a copy with anything above CLEAR labels each item
+        withheld = (labels.withheld_one if issue.withheld == 1 else labels.withheld_many).format(n=issue.withheld)
         return {
             "issue": issue,
+            "tlp": top,
+            "marked": marked,
+            "tlp_rule": str(labels.words[f"tlp_rule_{top}"]).format(recipient=RECIPIENT),
+            "withheld": withheld if issue.withheld else "",
+            "tlp_end": tuple(str(labels.tlp_end).split("{label}", 1)) if "{label}" in str(labels.tlp_end)
+            else (f"{labels.tlp_end} ", ""),
             "digest": digest,
             "brief": brief,
             "entries": issue.entries,
@@ -299,14 +321,15 @@ class Renderer:
             "labels": labels,
             "css": self.stylesheet,
             "subject": _subject(digest, labels, issue),
-            "preheader": brief.dek if brief else issue.entries[0].title,
+            "preheader": brief.dek if brief else issue.entries[0].title if issue.entries else digest.description or digest.title,
             "lang": digest.language,
             "dir": digest.direction,
             "start": "right" if rtl else "left",
             "end": "left" if rtl else "right",
             "script": "rtl" if rtl else "ltr",
             "ltr": _isolate if rtl else str,
-            "archive_url": f"{self.base_url}/issues/{issue.id}",
+            # Only the CLEAR copy is on the web: a marked copy has no "view in browser".
+            "archive_url": "" if marked else f"{self.base_url}/issues/{issue.id}",
             "unsubscribe_url": UNSUBSCRIBE_URL,
             "preferences_url": PREFERENCES_URL,
             "postal_address": self.site.postal_address,
@@ -320,6 +343,8 @@ class Renderer:
 
 
 def _subject(digest: Digest, labels: Labels, issue: Issue) -> str:
+    """The digest's subject pattern, after the copy's TLP label (TLP 2.0 asks for it there)."""
+    marking = f"[{tlp_label(issue.top)}]"
     subject = digest.subject.format(
         title=digest.title,
         brief=issue.brief.title if issue.brief else "",
@@ -327,7 +352,8 @@ def _subject(digest: Digest, labels: Labels, issue: Issue) -> str:
         date=labels.date(issue.day),
         entries=len(issue.entries),
     )
-    return " ".join(subject.split()).strip(" :-|\u2013\u2014")
+    subject = " ".join(subject.split()).strip(" :-|\u2013\u2014")
+    return f"{_isolate(marking) if digest.direction == 'rtl' else marking} {subject}"
 
 
 def _isolate(text: str) -> str:

@@ -34,6 +34,7 @@ from ..errors import (
     UncertainError,
 )
 from ..inputs.config import Mailbox, Policy, Site
+from ..inputs.marking import rank
 from ..store import Delivery, Store, StoredIssue, lease_owner, utcnow
 from .tokens import preferences_token, unsubscribe_token, verp_token
 from .transport import Transport
@@ -57,6 +58,7 @@ class SendReport:
     attempted: int = 0  # deliveries this run handed to the transport (whatever the answer)
     lost_leases: int = 0  # answers that came after another sender took the row: not counted
     fault: str | None = None  # why the server could not be reached, when that ended the run
+    held: int = 0  # TLP:RED deliveries kept back: the transport is not TLS
     next_retry: datetime | None = None  # when the earliest deferred delivery is due (naive UTC)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -64,7 +66,7 @@ class SendReport:
     def add(self, other: SendReport) -> None:
         """Count `other`'s deliveries in this report too (a worker's total over issues)."""
         for name in ("queued", "sent", "deferred", "uncertain", "failed", "bounced", "remaining", "attempted",
-                     "lost_leases"):
+                     "lost_leases", "held"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
         self.stopped = self.stopped or other.stopped
@@ -109,21 +111,34 @@ def retry_delay(policy: Policy, attempts: int) -> float:
     return float(min(policy.retry_after * 2.0 ** min(attempts - 1, 30), max(policy.retry_max, policy.retry_after)))
 
 
+def copy_for(copies: dict[str, PreparedMessage], delivery: Delivery) -> PreparedMessage:
+    """The copy a delivery gets: the highest one at or below both the clearance it was queued
+    for and the reader's clearance now (lowered since, the lower copy goes)."""
+    allowed = min(rank(delivery.tlp or "clear"), rank(delivery.clearance or "clear"))
+    return copies[max((level for level in copies if rank(level) <= allowed), key=rank)]
+
+
 class Dispatcher:
     """Sends one issue's queued deliveries; `run()` returns a SendReport or raises the error
-    that stopped the send (PolicyError, MessageRejected, OutOfSpace, InternalError)."""
+    that stopped the send (PolicyError, MessageRejected, OutOfSpace, InternalError).
+
+    `copies` are the issue's TLP copies by the highest level each holds ("clear" always). With
+    `red_allowed` False (a transport without TLS) deliveries queued for TLP:RED readers stay
+    queued when there is a RED copy: they wait for a run over TLS, and the report says so."""
 
     def __init__(
-        self, store: Store, issue: StoredIssue, prepared: PreparedMessage, signing_key: bytes,
-        open_transport: Callable[[], Transport], policy: Policy,
+        self, store: Store, issue: StoredIssue, copies: PreparedMessage | dict[str, PreparedMessage],
+        signing_key: bytes, open_transport: Callable[[], Transport], policy: Policy,
         progress: Callable[[int], None] | None = None, stop: threading.Event | None = None,
-        notice: Callable[[str], None] | None = None,
+        notice: Callable[[str], None] | None = None, red_allowed: bool = True,
     ) -> None:
         self.store = store
         self.issue = issue
-        self.prepared = prepared
-        self.site = prepared.site
-        self.sender = prepared.rendered.sender.address
+        self.copies = copies if isinstance(copies, dict) else {"clear": copies}
+        public = self.copies["clear"]
+        self.held = ("red",) if "red" in self.copies and not red_allowed else ()
+        self.site = public.site
+        self.sender = public.rendered.sender.address
         self.signing_key = signing_key
         self.open_transport = open_transport
         self.policy = policy
@@ -158,6 +173,7 @@ class Dispatcher:
         done.set()
         heartbeat.join()
         self.report.remaining = self.store.outbox.pending(self.issue.id)
+        self.report.held = self.store.outbox.pending(self.issue.id, self.held) if self.held else 0
         self.report.next_retry = self.store.outbox.next_retry(self.issue.id) if self.report.remaining else None
         self.report.stopped = self.stop.is_set() and self.fatal is None and self.report.fault is None
         self.report.seconds = time.monotonic() - started
@@ -185,7 +201,8 @@ class Dispatcher:
         try:
             with self.open_transport() as transport, self.store.outbox.sending():
                 while not self.stop.is_set():
-                    batch = self.store.outbox.claim(self.issue.id, owner, self.batch, self.policy.lease_seconds)
+                    batch = self.store.outbox.claim(self.issue.id, owner, self.batch, self.policy.lease_seconds,
+                                                    self.held)
                     if not batch:
                         if not self._wait_for_retry():
                             return
@@ -245,8 +262,9 @@ class Dispatcher:
         mid = delivery.message_id or message_id(self.issue, delivery.id, self.site)
         token = unsubscribe_token(self.signing_key, delivery.subscription_id)
         recipient = Mailbox(delivery.name, delivery.address)
+        prepared = copy_for(self.copies, delivery)
         try:
-            raw = self.prepared.for_recipient(
+            raw = prepared.for_recipient(
                 recipient, token, mid, datetime.now(UTC), preferences_token(self.signing_key, delivery.subscriber_id),
                 plain=bool(delivery.plain_text),
             )
@@ -263,13 +281,13 @@ class Dispatcher:
             self.report.attempted += 1
         try:
             try:
-                transport.send(sender, delivery.address, raw, dot_safe=self.prepared.dot_safe)
+                transport.send(sender, delivery.address, raw, dot_safe=prepared.dot_safe)
             except TransientError as exc:
                 if exc.code is not None or isinstance(exc, (UncertainError, ConnectionFault)):
                     raise
                 # The connection dropped before the message was complete: it cannot have been
                 # delivered, so once more at once, on a new connection.
-                transport.send(sender, delivery.address, raw, dot_safe=self.prepared.dot_safe)
+                transport.send(sender, delivery.address, raw, dot_safe=prepared.dot_safe)
         except ConnectionFault:
             with self.lock:
                 self.report.attempted -= 1  # it never reached a server that would talk

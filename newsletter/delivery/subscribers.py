@@ -10,10 +10,11 @@ from typing import TextIO
 
 from ..errors import NewsletterError, SourceError, display_path
 from ..inputs.addresses import AddressError, check_name, normalize_address
+from ..inputs.marking import parse_tlp
 from ..store import Store
 
 ADDRESS_COLUMNS = ("email", "address", "email_address", "e-mail")
-EXPORT_COLUMNS = ("address", "name", "status", "digests", "created_at")
+EXPORT_COLUMNS = ("address", "name", "status", "digests", "clearance", "created_at")
 
 
 def check_digests(names: Iterable[str], known: Iterable[str]) -> tuple[str, ...]:
@@ -58,10 +59,11 @@ def import_csv(
         if address_column is None:
             raise RowError(
                 path, 1, "header", "no address column; the first line names the columns, "
-                f"one of {', '.join(ADDRESS_COLUMNS)} (and optionally name, digests)"
+                f"one of {', '.join(ADDRESS_COLUMNS)} (and optionally name, digests, clearance)"
             )
         name_column = columns.get("name")
         digests_column = columns.get("digests")
+        clearance_column = columns.get("clearance")
         try:
             first_line = 2
             for row in reader:
@@ -70,6 +72,7 @@ def import_csv(
                     "address": row.get(address_column) or "",
                     "name": (row.get(name_column) or "") if name_column else "",
                     "digests": (row.get(digests_column) or "") if digests_column else "",
+                    "clearance": (row.get(clearance_column) or "").strip() if clearance_column else "",
                 }
                 try:
                     column = "address"
@@ -79,10 +82,13 @@ def import_csv(
                     column = "digests"
                     listed = cells["digests"].replace(";", " ").replace(",", " ").split()
                     chosen = check_digests(listed, known) if listed else default
-                except AddressError as exc:
+                    column = "clearance"
+                    clearance = parse_tlp(cells["clearance"]) if cells["clearance"] else None
+                except (AddressError, ValueError) as exc:
                     report.rejected.append(RowError(path, line, column, str(exc)))
                     continue
-                result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe, how=f"imported from {shown}")
+                result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe, how=f"imported from {shown}",
+                                               clearance=clearance)
                 if result.blocked:
                     report.kept_unsubscribed += 1
                 elif result.created:
@@ -102,7 +108,7 @@ def export_csv(store: Store, out: TextIO, status: str | None = None, digest: str
     count = 0
     for subscriber in store.subscribers.iter(status=status, digest=digest):
         writer.writerow((
-            subscriber.address, subscriber.name, subscriber.status, " ".join(subscriber.digests),
+            subscriber.address, subscriber.name, subscriber.status, " ".join(subscriber.digests), subscriber.clearance,
             subscriber.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         ))
         count += 1

@@ -35,6 +35,7 @@ from ..errors import (
 )
 from ..inputs.addresses import normalize_address
 from ..inputs.config import Config, Digest, Mailbox, load_config
+from ..inputs.marking import TLP_LEVELS, label as tlp_label
 from ..inputs.secrets import LOG_LEVEL_ENV
 from ..store import SUBSCRIBER_STATUSES, IssueState, Store, StoredIssue, Subscriber
 from ..store.subscribers import LEFT
@@ -469,6 +470,11 @@ def status(session: Session, issue_name: str | None) -> None:
         counts = store.status.counts(stored.id)
         click.echo(f"{stored.name}: {stored.subject} ({stored.life.label})")
         click.echo("  " + "  ".join(f"{name} {count}" for name, count in counts.items()))
+        tiers = store.status.tiers(stored.id)
+        if any(tier != "clear" for tier in tiers):  # per TLP clearance, once readers are cleared above CLEAR
+            for tier, by_status in tiers.items():
+                click.echo(f"  {tlp_label(tier)}: " + "  ".join(
+                    f"{name} {by_status[name]}" for name in counts if by_status.get(name)))
         workers = store.status.progress(stored.id)
         if workers:
             total = sum(w.rate for w in workers)
@@ -786,7 +792,8 @@ resubscribe_option = click.option(
 
 
 def _described(subscriber: Subscriber) -> str:
-    return f"{subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})"
+    return (f"{subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'}; "
+            f"cleared for {tlp_label(subscriber.clearance)})")
 
 
 @subscribers.command("add")
@@ -794,14 +801,17 @@ def _described(subscriber: Subscriber) -> str:
 @click.option("--name", default="", help="The name shown in the To header.")
 @digest_option
 @resubscribe_option
+@click.option("--clearance", type=click.Choice(TLP_LEVELS), default=None,
+              help="The highest TLP level they may receive (default: clear for someone new, else unchanged).")
 @pass_session
-def subscribers_add(session: Session, address: str, name: str, digests: tuple[str, ...], resubscribe: bool) -> None:
+def subscribers_add(session: Session, address: str, name: str, digests: tuple[str, ...], resubscribe: bool,
+                    clearance: str | None) -> None:
     """Add ADDRESS as an active subscriber (or update it)."""
     config = session.config
     chosen = check_digests(digests, (d.name for d in config.digests))
     with session.store() as store:
         result = store.subscribers.add(address, name, chosen, resubscribe=resubscribe,
-                                       how="added with `newsletter subscribers add`")
+                                       how="added with `newsletter subscribers add`", clearance=clearance)
     subscriber = result.subscriber
     if result.blocked:
         raise UsageError(f"{subscriber.address} is {subscriber.status}; add --resubscribe if they asked to come back")
@@ -864,8 +874,7 @@ def subscribers_show(session: Session, address: str) -> None:
         subscriber = store.subscribers.get(normalize_address(address))
         if subscriber is None:
             raise UsageError(f"{address} is not a subscriber")
-        click.echo(f"{subscriber.address} ({subscriber.status}; {', '.join(subscriber.digests) or 'no digests'})"
-                   + (f", {subscriber.name}" if subscriber.name else ""))
+        click.echo(_described(subscriber) + (f", {subscriber.name}" if subscriber.name else ""))
         names = {issue.id: issue.name for issue in store.issues.iter()}
         for event in store.history.of(subscriber.id):
             where = f" [{names.get(event.issue_id, event.issue_id)}]" if event.issue_id else ""

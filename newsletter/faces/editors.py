@@ -32,6 +32,7 @@ from ..compose.message import SAMPLE_TOKEN, build_message, for_sample, preview_m
 from ..delivery.tokens import TokenError, editor_token, read_editor_token
 from ..errors import NewsletterError
 from ..inputs.config import Digest
+from ..inputs.marking import label as tlp_label, parse_tlp
 from ..usecases.previews import Previews
 from .middleware import EMAIL_CSP, RateLimit
 
@@ -222,17 +223,20 @@ class EditorPages:
             return site.page(labels.content_problems_title, [labels.content_problems_text], status=422,
                              problems=exc.lines())
         config = found.project.config
+        tlp = _tlp(request)
+        rendered = found.copy(tlp)
         nonce = site.nonce(request)
         context = {
             "digest": digest, "page_title": f"{labels.preview_of} {digest.title}",
-            "issue_id": found.issue.id, "subject": found.rendered.subject, "view": view, "as_of": raw_as_of,
+            "issue_id": found.issue.id, "subject": rendered.subject, "view": view, "as_of": raw_as_of,
+            "tlp": tlp, "tiers": [(c.tlp, tlp_label(c.tlp)) for c in found.copies],
             "views": [("html", labels.view_html), ("text", labels.view_text), ("headers", labels.view_headers)],
-            "text": for_sample(found.rendered.text, config.site), "headers": "",
+            "text": for_sample(rendered.text, config.site, config.sample_subscriber), "headers": "",
             "logout": self.editors.access is Access.PASSWORD, "form_token": site.form_token(nonce),
         }
         if view == "headers":
-            raw = build_message(found.rendered, config.site, config.sample_subscriber, SAMPLE_TOKEN,
-                                preview_message_id(found.rendered, config.site), when)
+            raw = build_message(rendered, config.site, config.sample_subscriber, SAMPLE_TOKEN,
+                                preview_message_id(rendered, config.site), when)
             context["headers"] = raw.split(b"\r\n\r\n", 1)[0].decode("ascii").replace("\r\n", "\n")
         response = site.render("web/preview.html", context, headers={"Cache-Control": "no-store"})
         return site.with_nonce(response, request, nonce)
@@ -246,13 +250,23 @@ class EditorPages:
             found = self.previews.issue(digest, self._when(digest, request.query_params.get("as_of", "")))
         except NewsletterError as exc:
             return PlainTextResponse(str(exc), status_code=422)
-        return HTMLResponse(for_sample(found.rendered.html, found.project.config.site), headers={
+        config = found.project.config
+        html = for_sample(found.copy(_tlp(request)).html, config.site, config.sample_subscriber, is_html=True)
+        return HTMLResponse(html, headers={
             "Content-Security-Policy": EMAIL_CSP, "X-Frame-Options": "SAMEORIGIN", "Cache-Control": "no-store",
         })
 
     @staticmethod
     def _when(digest: Digest, raw_as_of: str) -> datetime:
         return moment(parse_as_of(raw_as_of) if raw_as_of else datetime.now(UTC), digest)
+
+
+def _tlp(request: Request) -> str:
+    """The TLP copy an editor asked to see (`?tlp=amber`); CLEAR for anything else."""
+    try:
+        return parse_tlp(request.query_params.get("tlp", "clear"))
+    except ValueError:
+        return "clear"
 
 
 def _local_path(raw: str) -> str:

@@ -12,7 +12,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
+from collections.abc import Iterable
+
 from ..compose.digest import Issue, compose
+from ..inputs.marking import TLP_LEVELS
 from ..compose.message import SAMPLE_TOKEN, build_message, check_headers, for_sample, preview_message_id
 from ..inputs.config import Digest
 from ..compose.render import Rendered, Renderer
@@ -53,29 +56,44 @@ class Written:
 
 @dataclass(frozen=True)
 class Preview:
-    """An issue composed and written out, stored nowhere (`newsletter build`)."""
+    """An issue composed and written out, stored nowhere (`newsletter build`): one copy per
+    TLP level its content has, the CLEAR one first."""
 
     issue: Issue
-    rendered: Rendered
+    copies: tuple[Rendered, ...]
     files: tuple[Written, ...]
 
     @property
+    def rendered(self) -> Rendered:
+        return self.copies[0]
+
+    @property
     def html_bytes(self) -> int:
-        return len(self.rendered.html.encode("utf-8"))
+        return max(len(copy.html.encode("utf-8")) for copy in self.copies)
+
+
+def compose_copies(
+    project: Project, digest: Digest, as_of: datetime, clearances: Iterable[str] = TLP_LEVELS,
+) -> tuple[Issue, tuple[Rendered, ...]]:
+    """Composed, and rendered once per distinct copy readers of `clearances` get (the CLEAR one
+    always, first: the public copy), each one's headers checked: pure, no store, no clock."""
+    issue = compose(project.library, digest, as_of)
+    copies = tuple(project.renderer.render(copy) for copy in issue.copies(tuple(clearances)).values())
+    for rendered in copies:
+        check_headers(rendered)  # a subject or sender no header can carry is refused here
+    return issue, copies
 
 
 def compose_issue(project: Project, digest: Digest, as_of: datetime) -> tuple[Issue, Rendered]:
-    """Composed and rendered, its headers checked: pure, no store, no clock."""
-    issue = compose(project.library, digest, as_of)
-    rendered = project.renderer.render(issue)
-    check_headers(rendered)  # a subject or sender no header can carry is refused here
-    return issue, rendered
+    """The issue and its CLEAR copy alone (what the public may see)."""
+    issue, copies = compose_copies(project, digest, as_of, ("clear",))
+    return issue, copies[0]
 
 
 def preview(project: Project, digest: Digest, as_of: datetime, out_dir: Path) -> Preview:
-    """`newsletter build`: composed, then written to `out_dir/<issue>/`."""
-    issue, rendered = compose_issue(project, digest, as_of)
-    return Preview(issue, rendered, write_files(project.config, rendered, as_of, out_dir))
+    """`newsletter build`: composed, every copy written to `out_dir/<issue>/`."""
+    issue, copies = compose_copies(project, digest, as_of)
+    return Preview(issue, copies, write_files(project.config, copies, as_of, out_dir))
 
 
 
@@ -90,20 +108,26 @@ def clip_warning(html_bytes: int) -> str | None:
     )
 
 
-def write_files(config: Config, rendered: Rendered, as_of: datetime, out_dir: Path) -> tuple[Written, ...]:
-    """`out_dir/<issue-id>/` digest.html, digest.txt and digest.eml (to the sample subscriber)."""
-    folder = out_dir / rendered.issue_id
-    outputs = {
-        "digest.html": for_sample(rendered.html, config.site).encode("utf-8"),
-        "digest.txt": for_sample(rendered.text, config.site).encode("utf-8"),
-        "digest.eml": build_message(
-            rendered, config.site, config.sample_subscriber, PREVIEW_TOKEN,
-            preview_message_id(rendered, config.site), as_of,
-        ),
-    }
+def write_files(config: Config, copies: Iterable[Rendered], as_of: datetime, out_dir: Path) -> tuple[Written, ...]:
+    """`out_dir/<issue-id>/` digest.html, digest.txt and digest.eml (to the sample subscriber)
+    of the CLEAR copy, and the same in `tlp-amber/` (and so on) for each copy above it."""
+    outputs: dict[Path, bytes] = {}
+    folder = out_dir
+    for rendered in copies:
+        folder = out_dir / rendered.issue_id
+        place = folder if rendered.tlp == "clear" else folder / f"tlp-{rendered.tlp.replace('+', '-')}"
+        sample = config.sample_subscriber
+        outputs |= {
+            place / "digest.html": for_sample(rendered.html, config.site, sample, is_html=True).encode("utf-8"),
+            place / "digest.txt": for_sample(rendered.text, config.site, sample).encode("utf-8"),
+            place / "digest.eml": build_message(
+                rendered, config.site, sample, PREVIEW_TOKEN, preview_message_id(rendered, config.site), as_of,
+            ),
+        }
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        return tuple(_write_atomically(folder / name, data) for name, data in outputs.items())
+        for path in outputs:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return tuple(_write_atomically(path, data) for path, data in outputs.items())
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OutOfSpace(f"the disk is full: cannot write the preview files in {display_path(folder)}") from None

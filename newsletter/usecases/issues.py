@@ -31,9 +31,9 @@ from ..delivery.dispatch import Dispatcher, SendReport
 from ..delivery.tokens import unsubscribe_token
 from ..errors import DeliveriesFailed, Interrupted, NewsletterError, WorkLeft
 from ..inputs.config import Config, Digest, Mailbox, Policy
-from ..store import IssueState, Snapshot, Store, StoredIssue
-from .build import Preview, Project, Written, compose_issue, preview, write_files
-from .sending import TEST_SUBSCRIPTION, send_single, signer, signing_key, transports
+from ..store import Copy, IssueState, Snapshot, Store, StoredIssue
+from .build import Preview, Project, Written, compose_copies, compose_issue, preview, write_files
+from .sending import TEST_SUBSCRIPTION, send_single, signer, signing_key, tls_only_ok, transports
 
 __all__ = [
     "Content", "Opened", "Outcome", "Preview", "Skipped", "compose_issue", "deliver", "open_issue", "outcome_error",
@@ -73,13 +73,19 @@ class Outcome:
         return self.queued == 0
 
 
-def content_hash(rendered: Rendered) -> str:
-    """What tells two renderings of an issue apart: everything its messages are made of."""
-    parts = (
-        rendered.subject, rendered.preheader, rendered.text, rendered.html, rendered.sender.name,
-        rendered.sender.address, rendered.reply_to.name if rendered.reply_to else "",
-        rendered.reply_to.address if rendered.reply_to else "", rendered.list_id, rendered.language, rendered.direction,
-    )
+def content_hash(copies: tuple[Rendered, ...]) -> str:
+    """What tells two renderings of an issue apart: everything its messages are made of, in
+    every copy (which copies there are, too)."""
+    parts = [
+        part for rendered in copies for part in (
+            rendered.tlp, rendered.subject, rendered.preheader, rendered.text, rendered.html, rendered.sender.name,
+            rendered.sender.address, rendered.reply_to.name if rendered.reply_to else "",
+            rendered.reply_to.address if rendered.reply_to else "", rendered.list_id, rendered.language,
+            rendered.direction,
+        )
+    ]
+    if len(copies) == 1:  # an issue with its CLEAR copy alone hashes as before copies existed
+        parts = parts[1:]
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
 
@@ -100,15 +106,26 @@ def rendered_of(stored: StoredIssue, config: Config) -> Rendered:
     )
 
 
-def _snapshot(issue: Issue, rendered: Rendered) -> Snapshot:
+def copies_of(stored: StoredIssue, store: Store, config: Config) -> tuple[Rendered, ...]:
+    """Every stored copy of the issue as a Rendered, the CLEAR one first."""
+    public = rendered_of(stored, config)
+    return (public, *(
+        replace(public, tlp=copy.tlp, subject=copy.subject, preheader=copy.preheader, html=copy.html, text=copy.text)
+        for copy in store.issues.copies(stored.id)
+    ))
+
+
+def _snapshot(issue: Issue, copies: tuple[Rendered, ...]) -> Snapshot:
+    rendered = copies[0]
     reply_to = rendered.reply_to
     return Snapshot(
         digest=issue.digest.name, period=issue.period, subject=rendered.subject, preheader=rendered.preheader,
         html=rendered.html, text=rendered.text, sender_name=rendered.sender.name,
         sender_address=rendered.sender.address, reply_to_name=reply_to.name if reply_to else None,
         reply_to_address=reply_to.address if reply_to else None, list_id=rendered.list_id,
-        language=rendered.language, direction=rendered.direction, content_hash=content_hash(rendered),
+        language=rendered.language, direction=rendered.direction, content_hash=content_hash(copies),
         as_of=issue.as_of, contents=issue.contents,
+        copies=tuple(Copy(c.tlp, c.subject, c.preheader, c.html, c.text) for c in copies[1:]),
     )
 
 
@@ -130,25 +147,27 @@ def open_issue(
     period = period_of(digest, as_of)
     stored = store.issues.get(digest.name, period)
     if stored is not None and stored.life.frozen:
-        return Opened(stored, written=False, changed_since=_changed_since(content, digest, stored))
+        return Opened(stored, written=False, changed_since=_changed_since(content, store, digest, stored))
     project = content()
-    issue, rendered = compose_issue(project, digest, as_of)
+    # One copy per TLP level among the digest's readers (and the CLEAR one), never one per reader.
+    issue, copies = compose_copies(project, digest, as_of, store.subscribers.clearances(digest.name))
     if not force and digest.when_nothing_new == "skip":
         previous = store.issues.previous(digest.name, as_of, went_out=not since_written)
         if previous is not None and previous.period != period and set(issue.contents) <= set(previous.contents):
             return Skipped(issue.id, f"nothing new since {previous.name} (when_nothing_new: skip)")
-    stored, written = store.issues.save(_snapshot(issue, rendered))
-    files = write_files(project.config, rendered, as_of, out_dir) if written and out_dir is not None else ()
+    stored, written = store.issues.save(_snapshot(issue, copies))
+    files = write_files(project.config, copies, as_of, out_dir) if written and out_dir is not None else ()
     return Opened(stored, written, files=files, entries=len(issue.entries))
 
 
-def _changed_since(content: Content, digest: Digest, stored: StoredIssue) -> bool:
+def _changed_since(content: Content, store: Store, digest: Digest, stored: StoredIssue) -> bool:
     """Whether today's content renders the frozen issue differently (it is sent as stored)."""
+    levels = ("clear", *(copy.tlp for copy in store.issues.copies(stored.id)))
     try:
-        _, rendered = compose_issue(content(), digest, stored.as_of.replace(tzinfo=UTC))
+        _, copies = compose_copies(content(), digest, stored.as_of.replace(tzinfo=UTC), levels)
     except NewsletterError:
         return True  # the content no longer even composes: it has certainly changed
-    return content_hash(rendered) != stored.content_hash
+    return content_hash(copies) != stored.content_hash
 
 
 def deliver(
@@ -164,16 +183,14 @@ def deliver(
     the issue unfrozen."""
     key, _ = signing_key(config)
     sign = signer(config)
-    prepared = PreparedMessage(rendered_of(stored, config), config.site, sign)
-    current = store.issues.begin_sending(stored.id)
-    if current.content_hash != stored.content_hash:  # replaced since it was read: send the new one
-        prepared = PreparedMessage(rendered_of(current, config), config.site, sign)
+    current = store.issues.begin_sending(stored.id)  # from here its copies are frozen
+    prepared = {copy.tlp: PreparedMessage(copy, config.site, sign) for copy in copies_of(current, store, config)}
     if current.life is not IssueState.SENDING:  # finished by another sender, or never queued
         return SendReport(current.name, remaining=store.outbox.pending(current.id))
     if started is not None:
         started(current, store.outbox.pending(current.id))
     dispatcher = Dispatcher(store, current, prepared, key, transports(config), policy or config.delivery.policy,
-                            progress, stop, notice)
+                            progress, stop, notice, red_allowed=tls_only_ok(config))
     try:
         report = dispatcher.run()
     finally:
@@ -231,6 +248,11 @@ def outcome_error(report: SendReport) -> NewsletterError | None:
         return WorkLeft(
             f"{report.fault}; {report.remaining} deliveries of {name} wait, none used up a try: run "
             "`newsletter send` again later (`newsletter run` does on its own)"
+        )
+    if report.held and report.held == report.remaining:
+        return WorkLeft(
+            f"{report.held} TLP:RED deliveries of {name} wait: TLP:RED goes only over TLS; send them with "
+            "--transport smtps://HOST:PORT or smtp+starttls://HOST:PORT"
         )
     if report.remaining:
         when = ""

@@ -19,7 +19,8 @@ from pathlib import Path
 from ..compose.digest import Issue, period_of
 from ..compose.render import Rendered
 from ..inputs.config import Config, Digest
-from .build import Project, compose_issue
+from ..inputs.marking import rank
+from .build import Project, compose_copies
 
 KEPT_ISSUES = 64  # rendered issues kept for one state of the files
 
@@ -28,7 +29,11 @@ KEPT_ISSUES = 64  # rendered issues kept for one state of the files
 class Preview:
     project: Project
     issue: Issue
-    rendered: Rendered
+    copies: tuple[Rendered, ...]  # one per TLP copy, the CLEAR one first
+
+    def copy(self, clearance: str) -> Rendered:
+        """What a reader cleared to `clearance` would get."""
+        return max((c for c in self.copies if rank(c.tlp) <= rank(clearance)), key=lambda c: rank(c.tlp))
 
 
 RACY_SECONDS = 2.0  # a file changed this recently may change again within the same clock tick
@@ -84,9 +89,9 @@ class Previews:
             key = (current.name, period_of(current, when), when.astimezone(current.zone).date().isoformat())
             found = self.issues.get(key)
             if found is None:
-                issue, rendered = compose_issue(project, current, when)
+                issue, copies = compose_copies(project, current, when)
                 self.renders += 1
-                found = self.issues[key] = Preview(project, issue, rendered)
+                found = self.issues[key] = Preview(project, issue, copies)
                 while len(self.issues) > KEPT_ISSUES:
                     self.issues.popitem(last=False)
             else:

@@ -18,6 +18,13 @@ from ..inputs.secrets import DKIM_KEY_ENV, SECRET_KEY_ENV
 TEST_SUBSCRIPTION = 0  # the unsubscribe link of a test copy stands for no subscription
 
 
+def tls_only_ok(config: Config) -> bool:
+    """Whether TLP:RED copies may leave through the config's transport: only over TLS
+    (smtps:// or smtp+starttls://), or into a Maildir on this machine, where nothing is on a wire."""
+    endpoint = config.endpoint()
+    return endpoint.kind == "file" or endpoint.security != "none"
+
+
 def signing_key(config: Config) -> tuple[bytes, str | None]:
     """The key for unsubscribe links, and a warning when there is none to use.
 
