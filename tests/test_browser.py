@@ -219,7 +219,7 @@ def test_a_reader_subscribes_confirms_chooses_and_leaves(look: Look, server: str
 
     add_subscribers(project, 1)
     assert run("send", "--as-of", "2022-07-30").exit_code == 0
-    digest = look.message(mail_with(project, "Iran, Turkey and Israel Weekly 2022-W30"), "the digest as sent")
+    digest = look.message(mail_with(project, "[TLP:CLEAR] Iran, Turkey and Israel Weekly 2022-W30"), "the digest as sent")
     look.shot("digest-sent")
     if look.width == 375:  # every source link a finger can hit: at least 24 px tall
         heights = page.evaluate("[...document.querySelectorAll('.sources a')].map(a => a.getBoundingClientRect().height)")
@@ -262,4 +262,23 @@ def test_the_arabic_digest_reads_right_to_left(
     assert look.page.locator("html").get_attribute("dir") == "rtl"
     assert look.page.locator(".kicker span[dir=ltr]").inner_text() == "2022-W30"  # isolated: read whole
     look.shot("digest-arabic")
+    context.close()
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_tlp_copy_passes_axe_with_its_labels_in_firsts_colours(
+    project: Path, run: Run, browser: Any, screenshots: Path, scheme: str,
+) -> None:
+    assert run("build", "--as-of", "2022-07-30").exit_code == 0
+    folder = project / "out" / "weekly-2022-W30"
+    context = browser.new_context(viewport={"width": 375, "height": 900}, color_scheme=scheme, bypass_csp=True)
+    look = Look(context.new_page(), 375, scheme, screenshots)
+    for copy, name in (("", "clear"), ("tlp-green/", "green"), ("tlp-amber/", "amber")):
+        look.message((folder / f"{copy}digest.eml").read_bytes(), f"the TLP:{name.upper()} copy")
+        banner = look.page.locator("td.tlp-banner").first
+        expect(banner).to_contain_text(f"TLP:{name.upper()}")
+        assert banner.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(0, 0, 0)"
+        look.shot(f"digest-tlp-{name}")
+    amber = look.page.locator("span.tlp-amber").first  # the last copy shown: labels on each item
+    assert amber.evaluate("e => getComputedStyle(e).color") == "rgb(255, 192, 0)"
     context.close()

@@ -32,21 +32,24 @@ EXPECTED_ENTRIES = [
 ]
 
 
-def build_seed(project: Path, out: Path) -> dict[str, bytes]:
+def build_seed(project: Path, out: Path, copy: str = "") -> dict[str, bytes]:
+    """The files `build` writes for the seed digest: the CLEAR copy's, or those of `copy`
+    (`tlp-amber`, the seed's highest: every key point and entry)."""
     loaded = Project.of(load_config(project / "config.yaml"))
     digest = loaded.config.digest("weekly")
     preview = write_preview(loaded, digest, moment(date(2022, 7, 30), digest), out)
     assert preview.issue.id == "weekly-2022-W30"
-    return {written.path.name: written.path.read_bytes() for written in preview.files}
+    folder = out / "weekly-2022-W30" / copy
+    return {written.path.name: written.path.read_bytes() for written in preview.files if written.path.parent == folder}
 
 
 def test_the_seed_digest_has_every_key_point_and_the_latest_entries_in_order(project: Path) -> None:
-    files = build_seed(project, project / "out")
+    files = build_seed(project, project / "out", "tlp-amber")
     library = Project.of(load_config(project / "config.yaml")).library
     brief = library.briefs[-1]
     doc = lxml_html.document_fromstring(files["digest.html"].decode())
-    points = [
-        " ".join(td.text_content().split())
+    points = [  # each after its TLP label
+        " ".join(td.text_content().split()).split(" ", 1)[1]
         for td in doc.xpath("//td[contains(@class, 'point') and not(contains(@class, 'point-number'))]")
     ]
     assert len(points) == len(brief.key_points) >= 6
@@ -58,9 +61,9 @@ def test_the_seed_digest_has_every_key_point_and_the_latest_entries_in_order(pro
     assert titles == EXPECTED_ENTRIES
     assert [h.text_content() for h in doc.xpath("//h3[contains(@class, 'month-title')]")] == EXPECTED_MONTHS
     marked = [" ".join(p.text_content().split()) for p in doc.xpath("//p[contains(@class, 'entry-date')]")]
-    assert marked[1:3] == ["Late June 2022 \u00b7 date approximate", "23 June 2022"]
+    assert marked[1:3] == ["TLP:CLEAR Late June 2022 \u00b7 date approximate", "TLP:CLEAR 23 June 2022"]
     text = files["digest.txt"].decode()
-    timeline = text[text.index("LATEST ON THE TIMELINE"):]
+    timeline = " ".join(text[text.index("LATEST ON THE TIMELINE"):].split())
     positions = [timeline.index(" ".join(title.split()[:4])) for title in EXPECTED_ENTRIES]
     assert positions == sorted(positions)
     assert "Hassan Sayad Khodai is assassinated" not in text  # ninth newest: beyond `entries: 8`
@@ -127,5 +130,7 @@ def test_view_in_browser_comes_first_and_the_footer_has_the_readers_links(projec
         "https://threat-digest.example.org/p/preview", "https://threat-digest.example.org/u/preview"]
     assert "Threat Digest, PO Box 12, 1000 Brussels" in footer.text_content()
     text = files["digest.txt"].decode()
-    assert text.startswith("View in your browser: https://threat-digest.example.org/issues/weekly-2022-W30\n")
+    assert text.startswith("TLP:CLEAR: Recipients may share this freely: it is public.\n"
+                           "3 items above your clearance were withheld.\n\n"
+                           "View in your browser: https://threat-digest.example.org/issues/weekly-2022-W30\n")
     assert "Threat Digest, PO Box 12, 1000 Brussels" in text[text.index("\n--\n"):]

@@ -28,8 +28,9 @@ def test_build_writes_the_three_files_and_prints_their_paths_and_sizes(project: 
     result = run("build", "--as-of", "2022-07-30")
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("weekly-2022-W30: Iran, Turkey and Israel Weekly 2022-W30: ")
-    for line, name in zip(lines[1:], ("digest.html", "digest.txt", "digest.eml"), strict=True):
+    assert lines[0].startswith("weekly-2022-W30: [TLP:CLEAR] Iran, Turkey and Israel Weekly 2022-W30: ")
+    names = [f"{copy}digest.{kind}" for copy in ("", "tlp-green/", "tlp-amber/") for kind in ("html", "txt", "eml")]
+    for line, name in zip(lines[1:], names, strict=True):  # the CLEAR copy, then one per TLP level above
         path = line.split()[0]
         assert path == f"out/weekly-2022-W30/{name}"
         assert line.endswith(f"  {Path(path).stat().st_size / 1024:.1f} KB")
@@ -40,7 +41,7 @@ def test_build_out_and_digest_options(project: Path, run: Run, tmp_path: Path) -
     result = run("build", "--digest", "weekly", "--as-of", "2022-06-14", "--out", str(tmp_path / "previews"))
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "previews" / "weekly-2022-W24").iterdir()) == [
-        "digest.eml", "digest.html", "digest.txt"
+        "digest.eml", "digest.html", "digest.txt", "tlp-green",  # nothing marked AMBER was out on 14 June
     ]
 
 
@@ -190,6 +191,7 @@ def test_deliveries_left_deferred_exit_75(
     assert result.stderr.splitlines()[-1].endswith("run `newsletter send` again then (`newsletter run` does on its own)")
 
 
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_ctrl_c_during_a_send_exits_130_and_the_next_send_finishes(project: Path, smtp_server: SmtpServer) -> None:
     addresses = add_subscribers(project, 200)
     smtp_server.data_delay = 0.01
@@ -294,6 +296,7 @@ def test_dash_h_shows_help(run: Run) -> None:
         assert result.exit_code == 0 and result.stdout.startswith("Usage: "), args
 
 
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_a_send_without_a_terminal_says_how_far_it_is_and_when_it_retries(
     project: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

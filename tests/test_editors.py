@@ -151,7 +151,7 @@ def test_repeated_previews_render_once_until_a_file_changes(web: Web) -> None:
 def test_the_preview_renders_the_content_as_it_is_now(web: Web) -> None:
     page = web.client.get("/preview/weekly?as_of=2022-07-30")
     assert page.status_code == 200 and "weekly-2022-W30" in page.text
-    assert '<iframe class="email"' in page.text and 'src="/preview/weekly/email?as_of=2022-07-30"' in page.text
+    assert '<iframe class="email"' in page.text and 'src="/preview/weekly/email?tlp=clear&amp;as_of=2022-07-30"' in page.text
     email_page = web.client.get("/preview/weekly/email?as_of=2022-07-30")
     assert email_page.headers["content-security-policy"].startswith("default-src 'none'; style-src 'unsafe-inline'")
     assert email_page.headers["x-frame-options"] == "SAMEORIGIN"

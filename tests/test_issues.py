@@ -116,7 +116,7 @@ def test_a_send_refused_before_any_delivery_does_not_freeze_the_issue(sender: Pa
     brief.write_text(text.replace(title_line, "title: Iran's Plots Backfire"), encoding="utf-8")
     fixed = run("send", "--as-of", "2022-07-30")
     assert fixed.exit_code == 0, fixed.output
-    assert [m["Subject"] for m in received(sender)] == ["Iran, Turkey and Israel Weekly 2022-W30: Iran's Plots Backfire"]
+    assert [m["Subject"] for m in received(sender)] == ["[TLP:CLEAR] Iran, Turkey and Israel Weekly 2022-W30: Iran's Plots Backfire"]
 
 
 def test_a_snapshot_is_replaced_until_a_sender_begins_and_frozen_after(sender: Path, run: Run) -> None:
@@ -127,7 +127,7 @@ def test_a_snapshot_is_replaced_until_a_sender_begins_and_frozen_after(sender: P
     brief.write_text(text.replace(title_line, "title: A Better Title"), encoding="utf-8")
     add_subscribers(sender, 1)
     assert run("send", "--as-of", "2022-07-30").exit_code == 0
-    assert [m["Subject"] for m in received(sender)] == ["Iran, Turkey and Israel Weekly 2022-W30: A Better Title"]
+    assert [m["Subject"] for m in received(sender)] == ["[TLP:CLEAR] Iran, Turkey and Israel Weekly 2022-W30: A Better Title"]
 
     brief.write_text(text.replace(title_line, "title: Too Late Now"), encoding="utf-8")
     again = run("send", "--as-of", "2022-07-30")

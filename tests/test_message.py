@@ -55,7 +55,7 @@ def test_every_required_header_is_present_and_well_formed(rendered: Rendered) ->
     message = parse(wire(rendered))
     assert message["From"] == "Digest <digest@example.org>"
     assert message["To"] == "Reader <reader@example.org>"
-    assert message["Subject"] == "Weekly: Backfire"
+    assert message["Subject"] == "[TLP:CLEAR] Weekly: Backfire"
     assert message["Date"] == "Tue, 26 Jul 2022 07:00:00 +0000"
     assert message["Message-ID"] == "<abc.1@news.example.org>"
     assert message["MIME-Version"] == "1.0"

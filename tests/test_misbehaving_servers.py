@@ -310,11 +310,10 @@ def small_disk(tmp_path: Path) -> object:
         path = folder
 
         def fill(self) -> None:
-            with (folder / "filler").open("wb") as out:
+            with (folder / "filler").open("wb", buffering=0) as out:  # unbuffered: closing writes nothing
                 try:
                     while True:
                         out.write(b"\0" * 65536)
-                        out.flush()
                 except OSError:
                     pass
 

@@ -166,7 +166,7 @@ def test_plaintext_is_wrapped_and_lists_numbered_links_at_the_end(renderer: Rend
 
 def test_the_subject_follows_the_digest_pattern(renderer: Renderer) -> None:
     rendered = renderer.render(issue_of(subject="{title} {period}: {brief} ({entries} entries, {date})"))
-    assert rendered.subject == "Weekly 2022-W30: Tom & Jerry <script>alert(1)</script> (2 entries, 26 July 2022)"
+    assert rendered.subject == "[TLP:CLEAR] Weekly 2022-W30: Tom & Jerry <script>alert(1)</script> (2 entries, 26 July 2022)"
 
 
 @pytest.fixture

@@ -178,6 +178,7 @@ def test_two_runners_on_one_database_make_one_issue_and_one_delivery_each(
     assert sum(log.count(" INFO built weekly-") for log in logs) == 1
 
 
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_sigterm_during_a_send_stops_cleanly_and_a_restart_finishes_it(
     project: Path, smtp_server: SmtpServer
 ) -> None:

@@ -44,7 +44,7 @@ def test_import_then_send_delivers_exactly_once_to_a_real_server(
 
     result = run("send", "--as-of", "2022-07-30", "--transport", smtp_server.url)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines()[0].startswith("weekly-2022-W30: Iran, Turkey and Israel Weekly 2022-W30")
+    assert result.stdout.splitlines()[0].startswith("weekly-2022-W30: [TLP:CLEAR] Iran, Turkey and Israel Weekly 2022-W30")
     assert "2 sent, 0 failed, 0 deferred, 0 left" in result.stdout
     assert sorted(smtp_server.recipients()) == ["ann@example.org", "bob@example.org"]
 
@@ -65,7 +65,7 @@ def test_a_test_copy_touches_no_delivery(sender: Path, run: Run, smtp_server: Sm
     assert store_of(sender).issues.latest() is None
     (copy,) = smtp_server.messages()
     subject = email.message_from_bytes(copy.data, policy=email.policy.default)["Subject"]
-    assert subject.startswith("[TEST] Iran, Turkey and Israel Weekly 2022-W30")  # a reader's copy never has the mark
+    assert subject.startswith("[TEST] [TLP:CLEAR] Iran, Turkey and Israel Weekly 2022-W30")  # a reader's copy never has the mark
 
 
 def test_the_shipped_config_sends_into_a_maildir_without_a_secret(
@@ -97,11 +97,11 @@ def test_a_dry_run_counts_and_records_nothing(sender: Path, run: Run) -> None:
 
 
 def test_subscriber_commands(sender: Path, run: Run) -> None:
-    assert run("subscribers", "add", "Ann@Example.org", "--name", "Ann").stdout == "added: ann@example.org (active; weekly)\n"
+    assert run("subscribers", "add", "Ann@Example.org", "--name", "Ann").stdout == "added: ann@example.org (active; weekly; cleared for TLP:CLEAR)\n"
     bad = run("subscribers", "add", "ann@example")
     assert bad.exit_code == 2 and bad.stderr.startswith("error: 'ann@example' is not a valid address")
     assert run("subscribers", "add", "bob@example.org", "--digest", "weekly").exit_code == 0
-    assert run("subscribers", "remove", "bob@example.org").stdout == "removed: bob@example.org (unsubscribed; no digests)\n"
+    assert run("subscribers", "remove", "bob@example.org").stdout == "removed: bob@example.org (unsubscribed; no digests; cleared for TLP:CLEAR)\n"
     again = run("subscribers", "add", "bob@example.org")
     assert again.exit_code == 2 and "--resubscribe" in again.stderr
     listed = run("subscribers", "list")
@@ -124,6 +124,7 @@ KILL_POINTS = [
 
 
 @pytest.mark.parametrize("kill_at", KILL_POINTS)
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_sigkill_at_any_moment_then_send_again_loses_no_one(
     sender: Path, smtp_server: SmtpServer, kill_at: float
 ) -> None:
@@ -149,6 +150,7 @@ def test_sigkill_at_any_moment_then_send_again_loses_no_one(
     assert duplicates <= 1, f"{duplicates} duplicates after a kill at {before} messages"  # one connection
 
 
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_send_with_local_workers(
     sender: Path, run: Run, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -117,8 +117,8 @@ def test_export_reads_back_through_import(store: Store, tmp_path: Path) -> None:
     out = io.StringIO()
     assert export_csv(store, out) == 2
     lines = out.getvalue().splitlines()
-    assert lines[0] == "address,name,status,digests,created_at"
-    assert lines[1].startswith("ann@example.org,Ann,active,monthly weekly,")
+    assert lines[0] == "address,name,status,digests,clearance,created_at"
+    assert lines[1].startswith("ann@example.org,Ann,active,monthly weekly,clear,")
     other = Store.open(f"sqlite:///{tmp_path / 'other.db'}")
     report = import_csv(other, write(tmp_path, out.getvalue()), (), DIGESTS)
     assert report.created == 2 and not report.rejected
