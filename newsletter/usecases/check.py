@@ -12,8 +12,7 @@ from ..inputs.config import Digest, load_config
 from ..inputs.content import Library, load_library
 from ..inputs.marking import likelihood_with_confidence
 from ..compose.render import Renderer
-from .build import Project, clip_warning
-from .issues import compose_issue
+from .build import Project, clip_warning, compose_copies
 
 
 @dataclass
@@ -77,19 +76,19 @@ def _check_digest(project: Project, digest: Digest, when: datetime, report: Repo
     if newest is None:
         report.warnings.append(f"digest '{digest.name}' matches no brief or timeline entry yet")
         return
-    try:
-        issue, rendered = compose_issue(project, digest, when)
+    try:  # every TLP copy, as readers of each clearance would get it
+        issue, copies = compose_copies(project, digest, when)
     except NewsletterError as exc:
         if explicit:
             report.fail(exc)
             return
         report.warnings.append(f"digest {digest.name}: {' '.join(exc.lines()).removeprefix('error: ')}")
         try:  # still try the templates, with the newest issue there is
-            issue, rendered = compose_issue(project, digest, newest)
+            issue, copies = compose_copies(project, digest, newest)
         except NewsletterError as again:
             report.fail(again)
             return
-    size = len(rendered.html.encode("utf-8"))
+    size = max(len(rendered.html.encode("utf-8")) for rendered in copies)  # the largest copy nears the clip first
     report.notes.append(
         f"digest {digest.name}: issue {issue.id}, {len(issue.entries)} entries, HTML {size / 1024:.1f} KB, "
         f"newest content of {newest.date().isoformat()}"
