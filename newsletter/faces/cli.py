@@ -39,7 +39,8 @@ from ..inputs.marking import TLP_LEVELS, label as tlp_label
 from ..inputs.secrets import LOG_LEVEL_ENV
 from ..store import SUBSCRIBER_STATUSES, IssueState, Store, StoredIssue, Subscriber
 from ..store.subscribers import LEFT
-from ..usecases import issues
+from ..compose.stix import dumps as stix_dumps
+from ..usecases import export, issues
 from ..usecases.build import Project, clip_warning
 from ..usecases.check import check_project
 from ..usecases.sending import signing_key
@@ -772,6 +773,69 @@ def drafts_reject(session: Session, draft_id: str) -> None:
 
 
 # --- subscribers ---------------------------------------------------------------------------------
+
+@cli.group("export")
+def export_group() -> None:
+    """Write issues and the timeline as data: STIX 2.1 bundles and a MISP feed."""
+
+
+tlp_option = click.option(
+    "--tlp", type=click.Choice(TLP_LEVELS), default="clear", show_default=True,
+    help="Export only what is marked at or below this TLP level; nothing above it leaves.",
+)
+
+
+@export_group.command("stix")
+@click.argument("issue_name", metavar="[ISSUE]", required=False)
+@click.option("--timeline", is_flag=True, help="The whole timeline (a grouping of events) instead of an issue.")
+@click.option("--digest", "digest_name", metavar="NAME", help="The digest whose current issue to export (default: the first).")
+@click.option("--as-of", "as_of", type=AsOf(), help="The issue as of this day or moment (default: now).")
+@tlp_option
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), help="Write here (default: standard output).")
+@pass_session
+def export_stix(session: Session, issue_name: str | None, timeline: bool, digest_name: str | None,
+                as_of: date | datetime | None, tlp: str, output: Path | None) -> None:
+    """A STIX 2.1 bundle of an issue (ISSUE as stored, e.g. weekly-2022-W30) or the timeline."""
+    config = session.config
+    project = Project.of(config)
+    if timeline:
+        bundle = export.timeline_bundle(project, tlp)
+    elif issue_name:
+        with session.store() as store:
+            stored = store.issues.by_name(issue_name)
+        if stored is None:
+            raise UsageError(f"no issue {issue_name} in the store: give one that `send` or `run` made, or none "
+                             "for the current issue")
+        bundle = export.issue_bundle(project, config.digest(stored.digest), stored.as_of.replace(tzinfo=UTC), tlp)
+    else:
+        digest = config.selected(digest_name)[0]
+        bundle = export.issue_bundle(project, digest, moment(as_of or _now(), digest), tlp)
+    _write_out(stix_dumps(bundle), output)
+    click.echo(f"{len(bundle['objects'])} STIX objects, at or below {tlp_label(tlp)}"
+               + (f": {display_path(output)}" if output else ""), err=True)
+
+
+@export_group.command("misp")
+@tlp_option
+@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), default=Path("out/misp"),
+              show_default=True, help="The feed folder to write.")
+@pass_session
+def export_misp(session: Session, tlp: str, output: Path) -> None:
+    """A MISP feed folder: an event per brief and timeline entry, manifest.json and hashes.csv."""
+    feed = export.misp_feed(Project.of(session.config), tlp, output)
+    click.echo(f"{feed.events} MISP events, at or below {tlp_label(tlp)}: {display_path(feed.folder)}")
+
+
+def _write_out(text: str, output: Path | None) -> None:
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {display_path(output)}: {exc.strerror or exc}") from None
+
 
 @cli.group()
 def subscribers() -> None:

@@ -32,6 +32,45 @@ LIKELIHOOD_TERMS = (
     "roughly even chance", "roughly even odds", "likely", "probable", "probably", "very likely",
     "highly probable", "almost certain", "almost certainly", "nearly certain",
 )
+# STIX 2.1: the OASIS TLP 2.0 marking definitions (fixed ids), and the Event extension.
+TLP_EXTENSION = "extension-definition--60a3c5c5-0d10-413e-aab3-9e08dde9e88d"
+EVENT_EXTENSION = "extension-definition--4ca6de00-5b0d-45ef-a1dc-ea7279ea910e"
+TLP_MARKINGS_CREATED = "2022-10-01T00:00:00.000Z"
+STIX_TLP_IDS = {
+    "clear": "marking-definition--94868c89-83c2-464b-929b-a1a8aa3c8487",
+    "green": "marking-definition--bab4a63c-aed9-4cf5-a766-dfca5abac2bb",
+    "amber": "marking-definition--55d920b0-5e8b-4f79-9ee9-91f868d9b421",
+    "amber+strict": "marking-definition--939a9414-2ddd-4d32-a0cd-375ea402b003",
+    "red": "marking-definition--e828b379-4e03-4974-9ac4-e53a884c97c1",
+}
+STIX_TLP1_IDS = {  # STIX 2.1's own TLP 1.0 markings, read on import (WHITE is CLEAR)
+    "marking-definition--613f2e26-407d-48c7-9eca-b8e91df99dc9": "clear",
+    "marking-definition--34098fce-860f-48ae-8e50-ebd3cc5e41da": "green",
+    "marking-definition--f88d31f6-486f-44da-b317-01333bde0b82": "amber",
+    "marking-definition--5e57c739-391a-4eb3-b6be-7d15ca92d5ed": "red",
+}
+CONFIDENCE_SCORES = {"low": 15, "moderate": 50, "high": 85}  # STIX 0-100, as its confidence scales map them
+_RATING_NOTE = re.compile(r" \[Admiralty ([A-F])([1-6])\]$")
+
+
+def confidence_of_score(score: int) -> str:
+    """A STIX 0-100 confidence as ours (the scales' bands: up to 29 low, up to 69 moderate)."""
+    return "low" if score < 30 else "moderate" if score < 70 else "high"
+
+
+def rating_note(rating: Rating | None) -> str:
+    """How a rating rides in a STIX external reference's description: " [Admiralty B2]"."""
+    return f" [Admiralty {rating.code}]" if rating else ""
+
+
+def split_rating_note(description: str) -> tuple[str, Rating | None]:
+    """A description written with `rating_note`, back into the title and its rating."""
+    found = _RATING_NOTE.search(description)
+    if found is None:
+        return description, None
+    return description[: found.start()], Rating(found.group(1), found.group(2))
+
+
 _LIKELIHOOD = re.compile(r"\b(" + "|".join(sorted(map(re.escape, LIKELIHOOD_TERMS), key=len, reverse=True)) + r")\b",
                          re.IGNORECASE)
 _CONFIDENCE = re.compile(r"\b(low|moderate|medium|high)[- ]confidence\b", re.IGNORECASE)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from collections.abc import Iterable
 
+from ..compose import stix
 from ..compose.digest import Issue, compose
 from ..inputs.marking import TLP_LEVELS
 from ..compose.message import SAMPLE_TOKEN, build_message, check_headers, for_sample, preview_message_id
@@ -93,7 +94,8 @@ def compose_issue(project: Project, digest: Digest, as_of: datetime) -> tuple[Is
 def preview(project: Project, digest: Digest, as_of: datetime, out_dir: Path) -> Preview:
     """`newsletter build`: composed, every copy written to `out_dir/<issue>/`."""
     issue, copies = compose_copies(project, digest, as_of)
-    return Preview(issue, copies, write_files(project.config, copies, as_of, out_dir))
+    bundles = {copy.tlp: stix.dumps(stix.issue_bundle(issue, copy.tlp)).encode() for copy in copies}
+    return Preview(issue, copies, write_files(project.config, copies, as_of, out_dir, bundles))
 
 
 
@@ -108,9 +110,12 @@ def clip_warning(html_bytes: int) -> str | None:
     )
 
 
-def write_files(config: Config, copies: Iterable[Rendered], as_of: datetime, out_dir: Path) -> tuple[Written, ...]:
+def write_files(
+    config: Config, copies: Iterable[Rendered], as_of: datetime, out_dir: Path, bundles: dict[str, bytes] | None = None,
+) -> tuple[Written, ...]:
     """`out_dir/<issue-id>/` digest.html, digest.txt and digest.eml (to the sample subscriber)
-    of the CLEAR copy, and the same in `tlp-amber/` (and so on) for each copy above it."""
+    of the CLEAR copy, and the same in `tlp-amber/` (and so on) for each copy above it; with
+    `bundles`, each copy's STIX bundle beside it as digest.stix.json."""
     outputs: dict[Path, bytes] = {}
     folder = out_dir
     for rendered in copies:
@@ -124,6 +129,8 @@ def write_files(config: Config, copies: Iterable[Rendered], as_of: datetime, out
                 rendered, config.site, sample, PREVIEW_TOKEN, preview_message_id(rendered, config.site), as_of,
             ),
         }
+        if bundles is not None:
+            outputs[place / "digest.stix.json"] = bundles[rendered.tlp]
     try:
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
