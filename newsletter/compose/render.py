@@ -60,7 +60,7 @@ WEB_LABELS = (
     "confirm_text", "confirm_button", "confirmed_title", "confirmed_text", "already_confirmed_title",
     "already_confirmed_text", "stale_confirm_text", "unsubscribe_title",
     "unsubscribe_text", "unsubscribe_button", "unsubscribed_title", "unsubscribed_text", "test_copy_text",
-    "bad_link_title", "preview_of", "preview_views", "preview_tiers", "view_html", "view_text", "view_headers",
+    "bad_link_title", "preview_of", "preview_views", "preview_tiers", "stix_link", "view_html", "view_text", "view_headers",
     "as_of_label", "as_of_button", "content_problems_title", "content_problems_text", "issues_title",
     "no_issues", "too_many_title", "too_many_text", "too_large_title", "too_large_text", "not_found_title",
     "not_found_text", "method_title", "method_text", "bad_form_title", "subscribe_heading", "open_issue",

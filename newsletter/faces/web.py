@@ -147,6 +147,14 @@ class Site:
         }, found.digest)
         return self.with_nonce(response, request, nonce)
 
+    def issue_stix(self, request: Request) -> Response:
+        """The issue's CLEAR copy as a STIX 2.1 bundle, as stored when it was made."""
+        found = archive.find(self.config, self.store, request.path_params["name"])
+        if found is None or not found.stored.stix:
+            raise HTTPException(404)
+        return Response(found.stored.stix, media_type="application/stix+json;version=2.1",
+                        headers={"Content-Disposition": f'inline; filename="{found.stored.name}.stix.json"'})
+
     def issue_email(self, request: Request) -> Response:
         found = archive.find(self.config, self.store, request.path_params["name"])
         if found is None:
@@ -204,6 +212,7 @@ def create_app(config: Config, bound_host: str | None = None) -> Starlette:
         Route("/preview/{digest}", editors.preview),
         Route("/preview/{digest}/email", editors.preview_email),
         Route("/issues/", site.archive),
+        Route("/issues/{name}.stix.json", site.issue_stix),
         Route("/issues/{name}", site.issue),
         Route("/issues/{name}/email", site.issue_email),
         Route("/feed.xml", site.feed),

@@ -177,6 +177,7 @@ class Feed:
     none_of: tuple[str, ...]  # none of these
     tags: tuple[str, ...]
     trusted: bool  # its drafts may go out in digests that include trusted drafts
+    kind: str = "rss"  # rss (RSS or Atom), stix (a STIX 2.1 bundle) or misp (a MISP feed folder)
 
 
 @dataclass(frozen=True)
@@ -325,7 +326,8 @@ def _inbound(value: Value | None, base: Path) -> Inbound | None:
     return Inbound(base / maildir if maildir else None, imap, every, folder, str(base / cafile) if cafile else None)
 
 
-FEED_KEYS = ("name", "url", "publisher", "all", "any", "none", "tags", "trusted")
+FEED_KEYS = ("name", "url", "publisher", "all", "any", "none", "tags", "trusted", "kind")
+FEED_KINDS = ("rss", "stix", "misp")
 
 
 def _ingest(value: Value | None, base: Path) -> Ingest | None:
@@ -375,11 +377,12 @@ def _feed(value: Value, base: Path) -> Feed | None:
     trusted_value = fields.get("trusted")
     trusted = trusted_value.boolean() if trusted_value else False
     publisher = _header_text(fields.get("publisher"))
-    if not (name and url) or tags is None or trusted is None or None in words.values() or not fields.ok:
+    kind = _choice(fields, "kind", FEED_KINDS)
+    if not (name and url and kind) or tags is None or trusted is None or None in words.values() or not fields.ok:
         return None
     return Feed(
         name, url, publisher, tuple(words["all"] or ()), tuple(words["any"] or ()), tuple(words["none"] or ()),
-        tuple(tags), trusted,
+        tuple(tags), trusted, kind,
     )
 
 

@@ -163,6 +163,22 @@ def parse_fuzzy_date(raw: str) -> FuzzyDate:
     return FuzzyDate(day, day, "day")
 
 
+def fuzzy_from_span(start: date, end: date | None, precision: str) -> FuzzyDate:
+    """The date a span stands for, at `precision` (day, month or year; finer ones count as a
+    day): a month's first ten days, middle ten or last days are its early, mid or late part."""
+    if precision == "year":
+        return parse_fuzzy_date(str(start.year))
+    if precision != "month":
+        return parse_fuzzy_date(start.isoformat())
+    month = f"{start.year:04d}-{start.month:02d}"
+    last = calendar.monthrange(start.year, start.month)[1]
+    span = (start.day, end.day if end is not None and (end.year, end.month) == (start.year, start.month) else last)
+    for qualifier, (first, final) in QUALIFIER_DAYS.items():
+        if span == (first, min(final, last)) and span != (1, last):
+            return parse_fuzzy_date(f"{qualifier} {month}")
+    return parse_fuzzy_date(month)
+
+
 # --- loading -------------------------------------------------------------------------------
 
 BRIEF_KEYS = ("title", "dek", "date", "authors", "language", "tags", "key_points", "related", "url", "tlp")

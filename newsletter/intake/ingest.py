@@ -26,6 +26,7 @@ import feedparser
 from lxml import html as lxml_html
 
 from . import drafts
+from .exchange import ExchangeError, Found, misp_entry, misp_manifest, stix_entries
 from ..inputs.config import Config, Feed
 from ..inputs.content import load_library
 from ..store import Store
@@ -187,7 +188,7 @@ def ingest(
         reports.append(report)
         etag, modified = store.feeds.validators(feed.url)
         try:
-            fetched = fetcher(feed.url, etag, modified, config.ingest.timeout)
+            fetched = fetcher(first_url(feed), etag, modified, config.ingest.timeout)
         except FetchError as exc:
             report.status = str(exc)
             store.feeds.record(feed.url, report.status)
@@ -195,6 +196,18 @@ def ingest(
         if fetched.status == 304:
             report.status = "not modified"
             store.feeds.record(feed.url, report.status)
+            continue
+        if feed.kind != "rss":
+            try:
+                found = _exchanged(feed, fetched.body, store, fetcher, config.ingest.timeout)
+            except (ExchangeError, FetchError) as exc:
+                report.status = str(exc)
+                store.feeds.record(feed.url, report.status)
+                continue
+            report.items = report.matched = len(found)
+            for structured in found:
+                _take_structured(content, feed, structured, known, report)
+            store.feeds.record(feed.url, "ok", fetched.etag, fetched.last_modified)
             continue
         items, report.items, problem = items_of(feed, fetched.body, today)
         if problem:
@@ -206,6 +219,45 @@ def ingest(
             _take(content, item, known, open_drafts, report)
         store.feeds.record(feed.url, "ok", fetched.etag, fetched.last_modified)
     return reports
+
+
+def first_url(feed: Feed) -> str:
+    """What to fetch first: the feed itself, or a MISP feed's manifest.json."""
+    if feed.kind == "misp" and not feed.url.endswith("manifest.json"):
+        return feed.url.rstrip("/") + "/manifest.json"
+    return feed.url
+
+
+def _exchanged(feed: Feed, body: bytes, store: Store, fetcher: Fetcher, timeout: float) -> list[Found]:
+    """The entries a STIX bundle holds, or a MISP feed's events that changed since the last run
+    (each event's timestamp is kept in the store, as a feed's validators are)."""
+    if feed.kind == "stix":
+        return stix_entries(body)
+    base = feed.url.removesuffix("manifest.json").rstrip("/")
+    found = []
+    for identity, stamp in sorted(misp_manifest(body).items()):
+        url = f"{base}/{identity}.json"
+        seen, _ = store.feeds.validators(url)
+        if seen == str(stamp):
+            continue
+        event = misp_entry(fetcher(url, None, None, timeout).body)
+        if event is not None:
+            found.append(event)
+        store.feeds.record(url, "ok", str(stamp), None)
+    return found
+
+
+def _take_structured(content: Path, feed: Feed, item: Found, known: set[str], report: FeedReport) -> None:
+    """A STIX or MISP item as a draft, unless one of its sources is published, drafted or rejected."""
+    entry = dict(item.entry)
+    urls = [drafts.normalize_url(source["url"]) for source in entry["sources"]]
+    if any(url in known for url in urls):
+        report.known += 1
+        return
+    entry["tags"] = list(dict.fromkeys(list(entry.get("tags", [])) + list(feed.tags))) or ["ingested"]
+    draft = drafts.write_entry(content, entry, origin=f"feed {feed.name} ({item.key})", trusted=feed.trusted)
+    report.drafted.append(draft.id)
+    known.update(urls)
 
 
 def _take(content: Path, item: Item, known: set[str], open_drafts: dict[str, drafts.Draft], report: FeedReport) -> None:

@@ -82,6 +82,7 @@ class StoredIssue:
     language: str | None = None
     direction: str | None = None
     state: str = IssueState.STORED.value
+    stix: str | None = None  # the CLEAR copy as a STIX 2.1 bundle (JSON), for the public archive
 
     @property
     def name(self) -> str:
@@ -118,6 +119,7 @@ class Snapshot:
     as_of: datetime  # aware
     contents: tuple[str, ...]
     copies: tuple[Copy, ...] = ()  # the copies above TLP:CLEAR (subject, html, text above are the CLEAR one)
+    stix: str | None = None  # the CLEAR copy as a STIX bundle
 
 
 @dataclass(frozen=True)

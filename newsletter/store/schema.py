@@ -102,6 +102,8 @@ ADDED: dict[int, tuple[tuple[str, str, sa.types.TypeEngine[Any]], ...]] = {
     # TLP: the highest level each reader may receive (NULL: clear), and the clearance a
     # delivery was queued for (the copy it gets is chosen from the issue's copies by it).
     10: (("subscribers", "clearance", sa.String(20)), ("deliveries", "tlp", sa.String(20))),
+    # The CLEAR copy as a STIX 2.1 bundle, stored with the issue: the archive composes nothing.
+    11: (("issues", "stix", sa.Text()),),
 }
 
 # Version 4: what each news feed answered last, for conditional GETs (ETag, Last-Modified).

@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ..compose import stix
 from ..compose.digest import Issue, period_of
 from ..compose.message import PreparedMessage, build_message
 from ..compose.render import Rendered, list_id
@@ -116,6 +117,7 @@ def copies_of(stored: StoredIssue, store: Store, config: Config) -> tuple[Render
 
 
 def _snapshot(issue: Issue, copies: tuple[Rendered, ...]) -> Snapshot:
+    """What the store keeps of an issue: its copies, and its CLEAR copy as STIX for the archive."""
     rendered = copies[0]
     reply_to = rendered.reply_to
     return Snapshot(
@@ -126,6 +128,7 @@ def _snapshot(issue: Issue, copies: tuple[Rendered, ...]) -> Snapshot:
         language=rendered.language, direction=rendered.direction, content_hash=content_hash(copies),
         as_of=issue.as_of, contents=issue.contents,
         copies=tuple(Copy(c.tlp, c.subject, c.preheader, c.html, c.text) for c in copies[1:]),
+        stix=stix.dumps(stix.issue_bundle(issue, "clear")),
     )
 
 
