@@ -73,7 +73,7 @@ def test_two_builds_are_byte_identical(project: Path, tmp_path: Path) -> None:
     first = build_seed(project, tmp_path / "one")
     second = build_seed(project, tmp_path / "two")
     assert first == second
-    assert sorted(first) == ["digest.eml", "digest.html", "digest.txt"]
+    assert sorted(first) == ["digest.eml", "digest.html", "digest.stix.json", "digest.txt"]
 
 
 def test_the_sample_eml_is_addressed_to_the_sample_subscriber(project: Path) -> None:

@@ -29,7 +29,7 @@ def test_build_writes_the_three_files_and_prints_their_paths_and_sizes(project: 
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     assert lines[0].startswith("weekly-2022-W30: [TLP:CLEAR] Iran, Turkey and Israel Weekly 2022-W30: ")
-    names = [f"{copy}digest.{kind}" for copy in ("", "tlp-green/", "tlp-amber/") for kind in ("html", "txt", "eml")]
+    names = [f"{copy}digest.{kind}" for copy in ("", "tlp-green/", "tlp-amber/") for kind in ("html", "txt", "eml", "stix.json")]
     for line, name in zip(lines[1:], names, strict=True):  # the CLEAR copy, then one per TLP level above
         path = line.split()[0]
         assert path == f"out/weekly-2022-W30/{name}"
@@ -41,7 +41,7 @@ def test_build_out_and_digest_options(project: Path, run: Run, tmp_path: Path) -
     result = run("build", "--digest", "weekly", "--as-of", "2022-06-14", "--out", str(tmp_path / "previews"))
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "previews" / "weekly-2022-W24").iterdir()) == [
-        "digest.eml", "digest.html", "digest.txt", "tlp-green",  # nothing marked AMBER was out on 14 June
+        "digest.eml", "digest.html", "digest.stix.json", "digest.txt", "tlp-green",  # nothing AMBER was out on 14 June
     ]
 
 
