@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from functools import cache, partial
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 import click
 
@@ -463,9 +464,16 @@ def retry(session: Session, issue_name: str | None, failed: bool, transport_url:
 
 @cli.command()
 @click.argument("issue_name", metavar="[ISSUE]", required=False)
+@click.option("--feeds", "feeds", is_flag=True, help="The health of each feed under `ingest: feeds:` instead of an issue.")
 @pass_session
-def status(session: Session, issue_name: str | None) -> None:
-    """Show deliveries per status and the last errors of an issue (default: the latest)."""
+def status(session: Session, issue_name: str | None, feeds: bool) -> None:
+    """Show deliveries per status and the last errors of an issue (default: the latest), or
+    with --feeds each feed's last success, last failure and last new item, and its health."""
+    if feeds:
+        if issue_name:
+            raise UsageError(f"give an issue or --feeds, not both (found {issue_name})")
+        _feeds_status(session)
+        return
     with session.store() as store:
         stored = _named_issue(store, issue_name)
         counts = store.status.counts(stored.id)
@@ -497,6 +505,25 @@ def status(session: Session, issue_name: str | None) -> None:
             click.echo("  last errors:")
             for address, delivery_status, error in errors:
                 click.echo(f"    {address} ({delivery_status}): {error}")
+
+
+def _feeds_status(session: Session) -> None:
+    """One line per configured feed (tab-separated, as lists are): its runs and its health."""
+    from ..intake.health import survey, when
+
+    config = session.config
+    with session.store() as store:
+        surveyed = survey(store, config.ingest.feeds, _now())
+    for health in surveyed:
+        record = health.record
+        failure = f"{when(record.failed_at)} ({record.failure})" if record.failed_at else "never"
+        click.echo("\t".join((
+            health.feed.name, health.feed.kind, f"last ok {when(record.succeeded_at)}", f"last failure {failure}",
+            f"{record.failures_in_row} failures in a row", f"last new item {when(record.new_at)}",
+            health.problem or ("healthy" if record.ever_ran else "not run yet"),
+        )))
+    unhealthy = sum(not h.healthy for h in surveyed)
+    click.echo(f"{len(surveyed)} feed{'s' if len(surveyed) != 1 else ''}, {unhealthy} unhealthy", err=True)
 
 
 # --- workers and the scheduler ------------------------------------------------------------------
@@ -679,7 +706,9 @@ def inbound(session: Session, maildir: Path | None, imap_url: str | None, watch:
 @click.option("--feed", "feed_names", metavar="NAME", multiple=True, help="Read only this feed; repeat for several.")
 @pass_session
 def ingest(session: Session, feed_names: tuple[str, ...]) -> None:
-    """Read the feeds in config.yaml and draft a timeline entry for each new matching item."""
+    """Read the feeds in config.yaml and draft a timeline entry for each new matching item;
+    warn of each feed that keeps failing or has brought nothing new for its `quiet_after`."""
+    from ..intake.health import survey
     from ..intake.ingest import ingest as run_ingest
 
     config = session.config
@@ -690,11 +719,13 @@ def ingest(session: Session, feed_names: tuple[str, ...]) -> None:
     if unknown:
         raise UsageError(f"unknown feed {', '.join(unknown)} (known: {', '.join(f.name for f in feeds)})")
     chosen = [f for f in feeds if not feed_names or f.name in feed_names]
+    now = _now()
     with session.store() as store:
-        reports = run_ingest(config, store, chosen)
+        reports = run_ingest(config, store, chosen, now=now)
+        surveyed = survey(store, chosen, now)
     failed = 0
     for report in reports:
-        if report.status not in ("ok", "not modified"):
+        if not report.ok:
             failed += 1
             click.echo(f"{report.feed}: {report.status}", err=True)
             continue
@@ -707,19 +738,28 @@ def ingest(session: Session, feed_names: tuple[str, ...]) -> None:
     drafted = sum(len(r.drafted) for r in reports)
     if drafted:
         click.echo(f"{drafted} new drafts: see `newsletter drafts list`")
+    for health in surveyed:
+        if health.problem:
+            click.echo(f"warning: feed {health.feed.name}: {health.problem}", err=True)
     if failed:
         raise WorkLeft(f"{failed} of {len(reports)} feeds could not be read; run `newsletter ingest` again later")
 
 
 @cli.command("import")
 @click.argument("source", metavar="FILE_OR_URL")
+@click.option("--url", "url", metavar="URL", help="The address a saved file came from (its source in the drafts).")
+@click.option("--published", "published", type=click.DateTime(["%Y-%m-%d"]), metavar="DATE",
+              help="The publication date, when the page, its address and its date lines give none.")
 @pass_session
-def import_command(session: Session, source: str) -> None:
+def import_command(session: Session, source: str, url: str | None, published: datetime | None) -> None:
     """Draft a brief and dated timeline entries from one article (HTML, Markdown or text)."""
     from ..intake.importer import import_article
 
     config = session.config
-    result = import_article(source, config.content_dir, Path.cwd(), date.today(), timeout=config.ingest.timeout)
+    if url is not None and urlsplit(url).scheme not in ("http", "https"):
+        raise UsageError(f"--url {url}: give the article's http(s) address")
+    result = import_article(source, config.content_dir, Path.cwd(), date.today(), timeout=config.ingest.timeout,
+                            url=url, published=published.date() if published else None)
     click.echo(f"brief draft: {display_path(result.brief)} ({result.key_points} key points)")
     for path in result.entries:
         click.echo(f"entry draft: {display_path(path)}")

@@ -24,6 +24,7 @@ from ..inputs.config import Config, Digest
 from ..inputs.cron import Schedule, last_fire, next_fires, trigger
 from ..store import IssueState, Store, StoredIssue
 from ..delivery.mailboxes import open_inbox
+from ..intake.health import survey
 from ..usecases import inbound, issues
 from ..usecases.build import Project
 
@@ -116,6 +117,11 @@ class Runner:
                 self._read_inbound, "interval", seconds=self.config.inbound.every, id="inbound", name="inbound",
                 coalesce=True, max_instances=1,
             )
+        if self.config.ingest.every and self.config.ingest.feeds:  # at once, then every `ingest.every`
+            scheduler.add_job(
+                self._ingest, "interval", seconds=self.config.ingest.every, id="ingest", name="ingest",
+                coalesce=True, max_instances=1, next_run_time=datetime.now(UTC),
+            )
         for digest in self.scheduled:
             schedule = trigger(digest.schedule or "", digest.timezone)
             scheduler.add_job(
@@ -151,25 +157,41 @@ class Runner:
     def _read_inbound(self) -> None:
         """Every `inbound.every`: bounces, complaints and mailto unsubscribes waiting in the
         configured Maildir or IMAP folder."""
+        _logging_errors("inbound", "reading inbound mail", self._inbound_once)
+
+    def _inbound_once(self) -> None:
         settings = self.config.inbound
-        try:
-            inbox = open_inbox(settings.maildir, settings.imap, settings.processed_folder,
-                               self.config.secrets.imap_password, settings.cafile)
-            with Store.open(self.config.store_url) as store:
-                try:
-                    report = inbound.process(self.config, store, inbox, self.stop)
-                finally:
-                    inbox.close()
-        except NewsletterError as exc:
-            for line in exc.lines():
-                log.error("inbound: %s", line)
-            return
-        except Exception as exc:  # a bug: one line, the traceback only at DEBUG
-            log.debug("inbound: traceback", exc_info=True)
-            log.error("inbound: %s", " ".join(InternalError("reading inbound mail", exc).lines()))
-            return
+        inbox = open_inbox(settings.maildir, settings.imap, settings.processed_folder,
+                           self.config.secrets.imap_password, settings.cafile)
+        with Store.open(self.config.store_url) as store:
+            try:
+                report = inbound.process(self.config, store, inbox, self.stop)
+            finally:
+                inbox.close()
         if report.seen:
             log.info("inbound: %d messages, %d acted on", report.seen, report.acted)
+
+    def _ingest(self) -> None:
+        """Every `ingest.every`: the feeds read into drafts, as `newsletter ingest` does, and a
+        warning for each feed that keeps failing or has gone quiet (intake/health.py)."""
+        if not self.stop.is_set():
+            _logging_errors("ingest", "reading the feeds", self._ingest_once)
+
+    def _ingest_once(self) -> None:
+        from ..intake.ingest import ingest  # feedparser and lxml, only for runners that ingest
+
+        now = datetime.now(UTC)
+        with self.lock, Store.open(self.config.store_url) as store:  # drafts are content a fire may read
+            reports = ingest(self.config, store, now=now)
+            surveyed = survey(store, self.config.ingest.feeds, now)
+        unread = sum(not r.ok for r in reports)
+        log.info(
+            "ingest: %d new drafts, %d merged, from %d feeds%s", sum(len(r.drafted) for r in reports),
+            sum(len(r.merged) for r in reports), len(reports), f" ({unread} could not be read)" if unread else "",
+        )
+        for health in surveyed:
+            if health.problem:
+                log.warning("feed %s: %s", health.feed.name, health.problem)
 
     def _scheduled(self, digest_name: str, schedule: Schedule) -> None:
         fire = last_fire(schedule, datetime.now(UTC))  # APScheduler does not pass the scheduled time
@@ -247,6 +269,18 @@ class Runner:
             self.errors.append(error)
             for line in error.lines():
                 log.warning("%s", line)
+
+
+def _logging_errors(job: str, doing: str, work: Callable[[], None]) -> None:
+    """Run a background job's `work` with every error caught: one log line each, `job: ...`."""
+    try:
+        work()
+    except NewsletterError as exc:
+        for line in exc.lines():
+            log.error("%s: %s", job, line)
+    except Exception as exc:  # a bug: one line, the traceback only at DEBUG
+        log.debug("%s: traceback", job, exc_info=True)
+        log.error("%s: %s", job, " ".join(InternalError(doing, exc).lines()))
 
 
 def _missed_before(store: Store, digest: Digest, schedule: Schedule, fire: datetime) -> int:

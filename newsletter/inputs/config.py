@@ -178,12 +178,16 @@ class Feed:
     tags: tuple[str, ...]
     trusted: bool  # its drafts may go out in digests that include trusted drafts
     kind: str = "rss"  # rss (RSS or Atom), stix (a STIX 2.1 bundle) or misp (a MISP feed folder)
+    # Seconds without a new item (since the last one, or the first good run) before the feed
+    # is reported as quiet: a feed that stops publishing, or whose rule stops matching.
+    quiet_after: float = 7 * 86400.0
 
 
 @dataclass(frozen=True)
 class Ingest:
     timeout: float = 20.0
     feeds: tuple[Feed, ...] = ()
+    every: float | None = None  # seconds between ingests in `newsletter run`; None: the runner does not ingest
 
 
 @dataclass(frozen=True)
@@ -326,17 +330,18 @@ def _inbound(value: Value | None, base: Path) -> Inbound | None:
     return Inbound(base / maildir if maildir else None, imap, every, folder, str(base / cafile) if cafile else None)
 
 
-FEED_KEYS = ("name", "url", "publisher", "all", "any", "none", "tags", "trusted", "kind")
+FEED_KEYS = ("name", "url", "publisher", "all", "any", "none", "tags", "trusted", "kind", "quiet_after")
 FEED_KINDS = ("rss", "stix", "misp")
 
 
 def _ingest(value: Value | None, base: Path) -> Ingest | None:
     if value is None:
         return Ingest()
-    fields = value.mapping(("timeout", "feeds"))
+    fields = value.mapping(("timeout", "feeds", "every"))
     if fields is None:
         return None
     timeout = _decimal(fields, "timeout", Ingest.timeout, 0.1)
+    every = _duration(fields, "every", 0, 1)  # 0: not given, so off
     listed = fields.get("feeds")
     items = listed.items() if listed else []
     if items is None:
@@ -347,9 +352,9 @@ def _ingest(value: Value | None, base: Path) -> Ingest | None:
         if feed and names.count(feed.name) > 1:
             item.error(f"another feed is also named '{feed.name}'")
             return None
-    if timeout is None or not fields.ok or None in feeds:
+    if timeout is None or every is None or not fields.ok or None in feeds:
         return None
-    return Ingest(timeout, tuple(f for f in feeds if f))
+    return Ingest(timeout, tuple(f for f in feeds if f), every or None)
 
 
 def _feed(value: Value, base: Path) -> Feed | None:
@@ -378,11 +383,14 @@ def _feed(value: Value, base: Path) -> Feed | None:
     trusted = trusted_value.boolean() if trusted_value else False
     publisher = _header_text(fields.get("publisher"))
     kind = _choice(fields, "kind", FEED_KINDS)
+    quiet_after = _duration(fields, "quiet_after", Feed.quiet_after, 1)
+    if quiet_after is None:
+        return None
     if not (name and url and kind) or tags is None or trusted is None or None in words.values() or not fields.ok:
         return None
     return Feed(
         name, url, publisher, tuple(words["all"] or ()), tuple(words["any"] or ()), tuple(words["none"] or ()),
-        tuple(tags), trusted, kind,
+        tuple(tags), trusted, kind, quiet_after,
     )
 
 

@@ -88,6 +88,16 @@ class FeedReport:
     known: int = 0  # already published, drafted or rejected
     kept_edits: list[str] = field(default_factory=list)  # edited drafts left alone
 
+    @property
+    def ok(self) -> bool:
+        """Whether the feed was read (a 304 is read: nothing changed)."""
+        return self.status in ("ok", "not modified")
+
+    @property
+    def brought_new(self) -> bool:
+        """Whether it brought a new item: a new draft, or a new source for one."""
+        return bool(self.drafted or self.merged)
+
 
 @dataclass(frozen=True)
 class Item:
@@ -174,51 +184,77 @@ def items_of(feed: Feed, body: bytes, today: date) -> tuple[list[Item], int, str
 
 def ingest(
     config: Config, store: Store, feeds: Iterable[Feed] | None = None, today: date | None = None,
-    fetcher: Fetcher = fetch,
+    fetcher: Fetcher = fetch, now: datetime | None = None,
 ) -> list[FeedReport]:
-    """Fetch every feed (or `feeds`) and write or update drafts; one report per feed."""
+    """Fetch every feed (or `feeds`) and write or update drafts; one report per feed. Each
+    feed's run is recorded as of `now` (aware; default now): its validators and its health
+    (intake/health.py). `today` dates items that carry no date (default: `now`'s day, UTC)."""
+    now = now or datetime.now(UTC)
     content = config.content_dir
-    today = today or datetime.now(UTC).date()
     library = load_library(content)
-    known = drafts.known_urls(content, library.timeline)
-    open_drafts = {d.id: d for d in drafts.entry_drafts(content)}
+    batch = _Batch(
+        config, store, fetcher, today or now.astimezone(UTC).date(),
+        drafts.known_urls(content, library.timeline), {d.id: d for d in drafts.entry_drafts(content)},
+    )
     reports = []
     for feed in feeds if feeds is not None else config.ingest.feeds:
         report = FeedReport(feed.name)
         reports.append(report)
-        etag, modified = store.feeds.validators(feed.url)
-        try:
-            fetched = fetcher(first_url(feed), etag, modified, config.ingest.timeout)
-        except FetchError as exc:
-            report.status = str(exc)
-            store.feeds.record(feed.url, report.status)
-            continue
+        etag, modified = _read(feed, report, batch)
+        store.feeds.ran(feed.url, report.status, ok=report.ok, new=report.brought_new, etag=etag,
+                        last_modified=modified, at=now)
+    return reports
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """What every feed of one ingest shares: where drafts go, and what is known already
+    (`known` and `open_drafts` grow as feeds are read, so one story from two feeds is one draft)."""
+
+    config: Config
+    store: Store
+    fetcher: Fetcher
+    today: date
+    known: set[str]
+    open_drafts: dict[str, drafts.Draft]
+
+
+def _read(feed: Feed, report: FeedReport, batch: _Batch) -> tuple[str | None, str | None]:
+    """Fetch one feed and draft its items into `report`; the validators it sent, to keep for
+    the next conditional GET ((None, None): keep the old ones). What went wrong is its status."""
+    try:
+        fetched = batch.fetcher(first_url(feed), *batch.store.feeds.validators(feed.url), batch.config.ingest.timeout)
         if fetched.status == 304:
             report.status = "not modified"
-            store.feeds.record(feed.url, report.status)
-            continue
-        if feed.kind != "rss":
-            try:
-                found = _exchanged(feed, fetched.body, store, fetcher, config.ingest.timeout)
-            except (ExchangeError, FetchError) as exc:
-                report.status = str(exc)
-                store.feeds.record(feed.url, report.status)
-                continue
-            report.items = report.matched = len(found)
-            for structured in found:
-                _take_structured(content, feed, structured, known, report)
-            store.feeds.record(feed.url, "ok", fetched.etag, fetched.last_modified)
-            continue
-        items, report.items, problem = items_of(feed, fetched.body, today)
-        if problem:
-            report.status = problem
-            store.feeds.record(feed.url, problem)
-            continue
-        report.matched = len(items)
-        for item in items:
-            _take(content, item, known, open_drafts, report)
-        store.feeds.record(feed.url, "ok", fetched.etag, fetched.last_modified)
-    return reports
+            return None, None
+        problem = (_draft_items if feed.kind == "rss" else _draft_exchanged)(feed, fetched.body, report, batch)
+    except (ExchangeError, FetchError) as exc:
+        report.status = str(exc)
+        return None, None
+    if problem:
+        report.status = problem
+        return None, None
+    return fetched.etag, fetched.last_modified
+
+
+def _draft_items(feed: Feed, body: bytes, report: FeedReport, batch: _Batch) -> str | None:
+    """An RSS or Atom feed's matching items as drafts; what is wrong with the feed, if anything."""
+    items, report.items, problem = items_of(feed, body, batch.today)
+    if problem:
+        return problem
+    report.matched = len(items)
+    for item in items:
+        _take(batch.config.content_dir, item, batch.known, batch.open_drafts, report)
+    return None
+
+
+def _draft_exchanged(feed: Feed, body: bytes, report: FeedReport, batch: _Batch) -> str | None:
+    """A STIX bundle's or MISP feed's entries as drafts (ExchangeError or FetchError if unreadable)."""
+    found = _exchanged(feed, body, batch.store, batch.fetcher, batch.config.ingest.timeout)
+    report.items = report.matched = len(found)
+    for structured in found:
+        _take_structured(batch.config.content_dir, feed, structured, batch.known, report)
+    return None
 
 
 def first_url(feed: Feed) -> str:

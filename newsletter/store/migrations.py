@@ -65,7 +65,7 @@ def _v10(conn: Connection) -> None:
 
 
 MIGRATIONS: tuple[Callable[[Connection], None], ...] = (
-    _v1, _adding(2), _adding(3), _v4, _adding(5), _v6, _v7, _v8, _adding(9), _v10, _adding(11),
+    _v1, _adding(2), _adding(3), _v4, _adding(5), _v6, _v7, _v8, _adding(9), _v10, _adding(11), _adding(12),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -168,3 +168,23 @@ class AddResult:
     created: bool  # a new address
     changed: bool  # anything about it changed
     blocked: bool = False  # unsubscribed or bounced earlier, left alone (no `resubscribe`)
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    """What the store knows of a feed's runs, for its health (intake/health.py): naive UTC
+    times, None for never. A feed never run since schema version 12 has no times at all."""
+
+    url: str
+    checked_at: datetime | None = None
+    status: str | None = None  # "ok", "not modified", or what went wrong on the last run
+    succeeded_at: datetime | None = None
+    first_succeeded_at: datetime | None = None  # quiet is counted from here until a first new item
+    failed_at: datetime | None = None
+    failure: str | None = None  # the status of the last failed run
+    failures_in_row: int = 0
+    new_at: datetime | None = None  # the last run that made a new draft or merged a source into one
+
+    @property
+    def ever_ran(self) -> bool:
+        return self.succeeded_at is not None or self.failed_at is not None

@@ -104,6 +104,14 @@ ADDED: dict[int, tuple[tuple[str, str, sa.types.TypeEngine[Any]], ...]] = {
     10: (("subscribers", "clearance", sa.String(20)), ("deliveries", "tlp", sa.String(20))),
     # The CLEAR copy as a STIX 2.1 bundle, stored with the issue: the archive composes nothing.
     11: (("issues", "stix", sa.Text()),),
+    # Feed health, so a feed that breaks or goes quiet is noticed: its last success (and first,
+    # for a feed that never brought anything new), its last failure and why, its failures in a
+    # row, and when it last brought a new item. Rows of MISP events keep them empty.
+    12: (
+        ("feeds", "succeeded_at", sa.DateTime()), ("feeds", "first_succeeded_at", sa.DateTime()),
+        ("feeds", "failed_at", sa.DateTime()), ("feeds", "failure", sa.String(200)),
+        ("feeds", "failures_in_row", sa.Integer()), ("feeds", "new_at", sa.DateTime()),
+    ),
 }
 
 # Version 4: what each news feed answered last, for conditional GETs (ETag, Last-Modified).
@@ -167,9 +175,9 @@ metadata = sa.MetaData()
 subscribers, subscriptions, issues, deliveries = (
     v1.tables[name].to_metadata(metadata) for name in ("subscribers", "subscriptions", "issues", "deliveries")
 )
+feeds = v4.tables["feeds"].to_metadata(metadata)  # before the additions: version 12 adds to it
 for _version_added in sorted(ADDED):
     for _table, _column, _kind in ADDED[_version_added]:
         metadata.tables[_table].append_column(sa.Column(_column, _kind))
-feeds = v4.tables["feeds"].to_metadata(metadata)
 events, returns = (v8.tables[name].to_metadata(metadata) for name in ("events", "returns"))
 issue_copies = v10.tables["issue_copies"].to_metadata(metadata)
