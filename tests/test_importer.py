@@ -201,7 +201,7 @@ BAD_SOURCES = [
     pytest.param("data.json", "cannot import data.json: not an article (HTML, Markdown or text) but JSON", id="json"),
     pytest.param(
         "quiet.md",
-        "cannot import quiet.md: it links to no source and has no address of its own to cite; import it from its URL",
+        "cannot import quiet.md: it links to no source and has no address of its own to cite; import it from its URL, or give the address a saved file came from with --url URL",
         id="nothing to cite",
     ),
     pytest.param(

@@ -6,7 +6,9 @@ cites for a sentence is the links inside it.
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import re
 import unicodedata
 import urllib.error
@@ -18,6 +20,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
+import htmldate
+import trafilatura
 import yaml
 from lxml import etree
 from lxml import html as lxml_html
@@ -27,6 +31,9 @@ from markdown_it.token import Token
 from ..inputs.content import Author
 from .dating import date_line
 from ..errors import NewsletterError, display_path
+
+logging.getLogger("trafilatura").setLevel(logging.CRITICAL)  # its notes on odd pages are not ours to print
+logging.getLogger("htmldate").setLevel(logging.CRITICAL)
 
 USER_AGENT = "threat-brief-newsletter/0.1 (newsletter import)"
 MAX_BYTES = 10_000_000
@@ -267,7 +274,8 @@ def _read_html(text: str, url: str | None) -> Document:
     main = max(articles, key=lambda a: len(_text(a))) if articles else next(
         (e for e in (root.find(".//main"), root.find(".//*[@role='main']"), root.find(".//body")) if e is not None), root
     )
-    paragraphs = [p for p in _html_blocks(main, base) if p is not None]
+    extracted = _main_text(root, url)
+    paragraphs = [p for p in _html_blocks(extracted if extracted is not None else main, base) if p is not None]
     ld = _json_ld(root)
     h1 = root.find(".//h1")
     title = meta.get("og:title") or meta.get("twitter:title") or (
@@ -275,18 +283,65 @@ def _read_html(text: str, url: str | None) -> Document:
     ) or _page_title(root)
     authors = _split_names(meta.get("author", "")) or tuple(ld.get("authors", ())) or tuple(
         _text(a) for a in root.iterfind(".//*[@rel='author']")
-    )
+    ) or _byline(main)
     published = _iso_day(
         meta.get("article:published_time") or meta.get("datepublished") or meta.get("og:published_time")
         or meta.get("date") or meta.get("pubdate") or meta.get("publishdate") or meta.get("dc.date")
         or meta.get("dc.date.issued") or meta.get("dcterms.created") or str(ld.get("published", ""))
-        or _first_time(main) or _first_time(root)
+        or _first_time(main) or _first_time(root) or _marked_up_date(text, url)
     )
     language = (root.get("lang") or "").strip() or None
     return Document(
         tuple(_joined(paragraphs)), title=title, authors=tuple(a for a in authors if a), published=published,
         url=canonical or url, description=meta.get("description") or meta.get("og:description"), language=language,
     )
+
+
+EMBEDS = (  # posts embedded from social networks: someone else's words, not the article's
+    "twitter-tweet", "twitter-video", "instagram-media", "tiktok-embed", "fb-post", "reddit-embed-bq", "bluesky-embed",
+)
+
+
+def _main_text(root: lxml_html.HtmlElement, url: str | None) -> lxml_html.HtmlElement | None:
+    """The article's main text as trafilatura finds it (navigation, captions, credits, bylines,
+    related links and footers left out; links kept), without embedded social posts; None when
+    it finds too little, and the page's own <article> is read instead."""
+    page = copy.deepcopy(root)
+    for element in list(page.iter()):
+        classes = set((element.get("class") or "").split())
+        if classes & set(EMBEDS) and element.getparent() is not None:
+            element.drop_tree()
+    try:
+        extracted = trafilatura.extract(
+            lxml_html.tostring(page, encoding="unicode"), url=url, output_format="html", include_links=True,
+            include_images=False, include_tables=False, include_comments=False, deduplicate=True,
+        )
+    except Exception:  # trafilatura on a page it cannot read: fall back on our own reading
+        return None
+    if not extracted or len(extracted) < 200:
+        return None
+    return lxml_html.document_fromstring(extracted).find(".//body")
+
+
+def _byline(main: lxml_html.HtmlElement) -> tuple[str, ...]:
+    """The names in a byline element ("By Jane Doe, Istanbul": Jane Doe), which main-text
+    extraction rightly leaves out of the prose."""
+    for element in main.iter():
+        classes = (element.get("class") or "").lower()
+        if isinstance(element.tag, str) and ("byline" in classes or "author" in classes):
+            found = BYLINE.match(_text(element).strip())
+            if found:
+                return _split_names(found.group(1).split(",")[0])
+    return ()
+
+
+def _marked_up_date(text: str, url: str | None) -> str | None:
+    """The publication date htmldate finds in the page's markup and address only: never a date
+    read from the prose, which would date the article by one of its events."""
+    try:
+        return htmldate.find_date(text, url=url, extensive_search=False, original_date=True)
+    except Exception:  # htmldate on a page it cannot parse
+        return None
 
 
 def _html_meta(root: lxml_html.HtmlElement) -> dict[str, str]:
@@ -383,6 +438,21 @@ def _html_inline(element: lxml_html.HtmlElement, line: _Line, base: str | None) 
         line.add(child.tail or "")
 
 
+ADDRESS_LINE = re.compile(r"\A\ufeff?\s*(https?://[^\s<>\"]+)[ \t]*\r?\n")  # a saved text: its address first
+URL_DATE = re.compile(r"/((?:19|20)\d\d)[/-]?(0[1-9]|1[0-2])[/-]?(0[1-9]|[12]\d|3[01])(?=[/._-]|$)")
+
+
+def date_in_url(url: str | None) -> date | None:
+    """The day an address gives (`/2022/06/23/`, `/2022-06-23-`, `/20220623/`), as news sites write them."""
+    found = URL_DATE.search(urlsplit(url or "").path)
+    if found is None:
+        return None
+    try:
+        return date(int(found.group(1)), int(found.group(2)), int(found.group(3)))
+    except ValueError:
+        return None
+
+
 FRONT_MATTER = re.compile(r"\A\ufeff?---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
 # Scraped copies write links as `[word \(url\)](url)`, `**word** (<url>)` or `**word (<url>)**`,
 # and may cut a long address over several lines or `[fragment](#)` pieces.
@@ -404,6 +474,9 @@ def _read_markdown(text: str, url: str | None) -> Document:
             loaded = None
         if isinstance(loaded, dict):
             front, text = loaded, text[matter.end():]
+    address = ADDRESS_LINE.match(text) if not front else None
+    if address is not None:  # a text saved with its address on the first line
+        front, text = {"url": address.group(1)}, text[address.end():]
     canonical = _resolve_url(str(front.get("url") or front.get("canonical") or front.get("source") or ""), url)
     base = url or canonical
     paragraphs: list[Paragraph | None] = []
@@ -507,7 +580,18 @@ DATELINE = re.compile(
     r"^[A-Z][A-Z.'\u2019 -]{2,}(?:,\s*[A-Z][\w.]+)?(?:,\s*(?P<when>[^,()\u2013\u2014-]{3,20}?(?:,\s*\d{4})?))?"
     r"\s*(?:\([^()]{1,30}\)\s*)?[-\u2013\u2014]+\s+(?=\S)"
 )
-PROSE_END = re.compile(r"[.!?\"\u201d\u2019)\]]$")
+PROSE_END = re.compile(r"[.!?\"\u201d\u2019)\]\u061f\u06d4]$")
+# Not the article's prose, whatever its length: prompts, credits, captions, embedded posts.
+BOILERPLATE = re.compile(
+    r"^(?:sign up|subscribe|read (?:more|next|also)|related|follow us|share (?:this|on)|advertisement|"
+    r"(?:photo|image|picture|video)(?:\s+credit)?s?\s*:|credit\s*:|copyright|\u00a9|all rights reserved|"
+    r"اقرأ أيضا|اقرأ أيضاً|ذات صلة|ilgili haber|bunları da okuyun|קראו גם)"
+    r"|\(@\w{1,15}\)|\bpic\.twitter\.com/|\b(?:taken|pictured|photographed) on\b",
+    re.I,
+)
+EDITORS_NOTE = re.compile(r"^\[[^\[\]]{20,}\]$")  # "[Editor's note: ...]", set apart from the story
+# "Why it matters:", "The big picture:": a section label run into its paragraph, not part of it.
+SECTION_LABEL = re.compile(r"^(?:[A-Z][\w'\u2019]*(?:\s+[\w'\u2019]+){0,4})\s*:\s+(?=[A-Z\u0600-\u06ff\u0590-\u05ff])")
 
 
 def words_of(text: str) -> list[str]:
@@ -559,12 +643,18 @@ def article_of(document: Document) -> Article:
             if title is None and (paragraph.heading or not _is_prose(paragraph)) and len(words_of(text)) >= 2:
                 title = text
                 continue
+        if len(body) < 3 and published is None and (line_date := date_line(text)) is not None:
+            published = line_date  # a date line after an editor's note or a standfirst
+            continue
+        if EDITORS_NOTE.match(text):
+            continue
         if _is_heading(paragraph):
             if END_SECTIONS.match(text.rstrip(":")):
                 break
             section = "skip" if SKIP_SECTIONS.match(text.rstrip(":")) else "body"
             continue
-        if section == "body" and _is_prose(paragraph):
+        if section == "body" and _is_prose(paragraph) and not BOILERPLATE.search(text):
+            paragraph = _without_label(paragraph)
             paragraph, filed = _without_dateline(paragraph)
             published = published or filed
             body.append(Paragraph(_strip_ornaments(paragraph.text), paragraph.links))
@@ -577,6 +667,16 @@ def article_of(document: Document) -> Article:
         title=one_line(title or first), dek=one_line(dek), authors=authors, published=published,
         url=document.url, language=document.language, body=tuple(body),
     )
+
+
+def _without_label(paragraph: Paragraph) -> Paragraph:
+    """The paragraph without a section label run into it ("Why it matters: ...")."""
+    match = SECTION_LABEL.match(paragraph.text)
+    if not match or len(match.group().split()) > 5:
+        return paragraph
+    shift = match.end()
+    links = tuple(Link(k.text, k.url, k.start - shift, k.end - shift) for k in paragraph.links if k.start >= shift)
+    return Paragraph(paragraph.text[shift:], links, paragraph.heading)
 
 
 def _without_dateline(paragraph: Paragraph) -> tuple[Paragraph, date | None]:

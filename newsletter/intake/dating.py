@@ -56,7 +56,61 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?<![\w-])(?:(?i:later|earlier)\s+that|(?i:the)\s+same|(?i:that\s+same))\s+(?P<unit>day|week|month|year)\b"
     ),
 }
+# Month names in the languages the threat is reported in (Gregorian calendar): Turkish, Arabic
+# (Egyptian and Levantine names), Hebrew (with its "in" prefix) and Persian, to month numbers.
+FOREIGN_MONTHS = {
+    **{name: n for n, name in enumerate("ocak şubat mart nisan mayıs haziran temmuz ağustos eylül ekim kasım aralık".split(), 1)},
+    **{name: n for n, names in enumerate((
+        "يناير", "فبراير", "مارس", "أبريل|ابريل|إبريل", "مايو", "يونيو|يونيه", "يوليو|يوليه", "أغسطس|اغسطس",
+        "سبتمبر", "أكتوبر|اكتوبر", "نوفمبر", "ديسمبر"), 1) for name in names.split("|")},
+    **{name: n for n, name in enumerate((
+        "كانون الثاني", "شباط", "آذار", "نيسان", "أيار", "حزيران", "تموز", "آب", "أيلول", "تشرين الأول",
+        "تشرين الثاني", "كانون الأول"), 1)},
+    **{name: n for n, name in enumerate("ינואר פברואר מרץ אפריל מאי יוני יולי אוגוסט ספטמבר אוקטובר נובמבר דצמבר".split(), 1)},
+    **{name: n for n, names in enumerate((
+        "ژانویه", "فوریه", "مارس", "آوریل", "مه|می", "ژوئن", "ژوئیه|جولای", "اوت|آگوست", "سپتامبر", "اکتبر",
+        "نوامبر", "دسامبر"), 1) for name in names.split("|")},
+}
+DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+_FOREIGN = "|".join(sorted(map(re.escape, FOREIGN_MONTHS), key=len, reverse=True))
+_DIGIT = r"[0-9\u0660-\u0669\u06f0-\u06f9]"
+PATTERNS["foreign-day"] = re.compile(
+    rf"(?<!\w)(?P<day>{_DIGIT}{{1,2}})\.?\s+(?:ב-?|ב)?(?P<fmonth>(?i:{_FOREIGN}))(?!\w)(?:\s+(?P<fyear>{_DIGIT}{{4}}))?"
+)
+PATTERNS["foreign-month"] = re.compile(rf"(?<![\w\d])(?:ב-?|ב)?(?P<fmonth>(?i:{_FOREIGN}))\s+(?P<fyear>{_DIGIT}{{4}})(?!\d)")
+PATTERNS["weekday-bare"] = re.compile(
+    rf"(?<![\w-])(?P<weekday>{WEEKDAY})(?:['\u2019]s)?\b(?![\s,]+(?:{MONTH_NAMES}|\d))"
+)
+_TURKISH_MONTHS = "ocak|şubat|mart|nisan|mayıs|haziran|temmuz|ağustos|eylül|ekim|kasım|aralık"
+TURKISH_PARTS = {"başında": "early", "başlarında": "early", "ortasında": "mid", "ortalarında": "mid",
+                 "sonunda": "late", "sonlarında": "late", "ayında": "", "ayı": ""}
+PATTERNS["turkish-month"] = re.compile(
+    rf"(?<!\w)(?P<fmonth>(?i:{_TURKISH_MONTHS}))(?:\s+(?P<fyear>{_DIGIT}{{4}}))?\s+(?P<tpart>{'|'.join(TURKISH_PARTS)})(?!\w)"
+)
+PATTERNS["turkish-year"] = re.compile(r"(?<!\w)(?P<fyear>(?:19|20)\d\d)\s+yılında(?!\w)")
+# Weekdays in Turkish and Arabic, Monday first, as they are written before a day's events.
+FOREIGN_WEEKDAYS = {
+    **{name: n for n, name in enumerate("pazartesi salı çarşamba perşembe cuma cumartesi pazar".split())},
+    **{name: n for n, name in enumerate("الاثنين الثلاثاء الأربعاء الخميس الجمعة السبت الأحد".split())},
+}
+_FOREIGN_WEEKDAY = "|".join(sorted(map(re.escape, FOREIGN_WEEKDAYS), key=len, reverse=True))
+PATTERNS["foreign-weekday"] = re.compile(
+    rf"(?<!\w)(?:(?P<last>(?i:geçen))\s+|يوم\s+)?(?P<fweekday>(?i:{_FOREIGN_WEEKDAY}))(?:\s+(?i:günü))?(?!\w)"
+)
+ARABIC_PARTS = {"أوائل": "early", "مطلع": "early", "بداية": "early", "أول": "early", "منتصف": "mid",
+                "أواسط": "mid", "أواخر": "late", "نهاية": "late", "آخر": "late"}
+PATTERNS["arabic-month"] = re.compile(
+    rf"(?<!\w)(?P<apart>{'|'.join(ARABIC_PARTS)})\s+(?:شهر\s+)?(?P<fmonth>{_FOREIGN})(?!\w)(?:\s+(?P<fyear>{_DIGIT}{{4}}))?"
+)
+TURKISH_NUMBERS = {w: n for n, w in enumerate("bir iki üç dört beş altı yedi sekiz dokuz on".split(), 1)}
+TURKISH_UNITS = {"gün": "day", "hafta": "week", "ay": "month", "yıl": "year"}
+PATTERNS["turkish-after"] = re.compile(
+    rf"(?<!\w)(?P<tn>(?i:{'|'.join(TURKISH_NUMBERS)})|\d{{1,2}})\s+(?P<tunit>gün|hafta|ay|yıl)\s+(?P<tdir>sonra|önce)(?!\w)"
+)
+PATTERNS["arabic-year"] = re.compile(rf"(?<!\w)(?:عام|سنة|العام)\s+(?P<fyear>{_DIGIT}{{4}})(?!\d)")
 RELATIVE_TO_EVENT = frozenset({"after", "next", "day-after", "same"})
+NOT_THIS_WEEKDAY = frozenset({"next", "every", "each", "coming", "following", "until", "till", "by"})
+SINCE_KINDS = frozenset({"day", "day-first", "iso", "month-year", "year"})  # "since July 2020": when it began
 
 
 @dataclass(frozen=True)
@@ -133,9 +187,12 @@ def _written_date(match: re.Match[str], kind: str, published: date | None = None
     return None
 
 
-def find_mentions(text: str, published: date, anchor: FuzzyDate | None = None) -> list[Mention]:
+def find_mentions(
+    text: str, published: date, anchor: FuzzyDate | None = None, main: FuzzyDate | None = None,
+) -> list[Mention]:
     """The dates one sentence mentions, in order, resolved against the publication date and, for
-    "two days later" and the like, against the date of the event told before (`anchor`)."""
+    "two days later" and the like, against the date of the event told before (`anchor`); "a
+    month before the visit" names its event, most often the story's own (`main`, its first)."""
     candidates = sorted(
         ((m.start(), -m.end(), kind, m) for kind, pattern in PATTERNS.items() for m in pattern.finditer(text)),
         key=lambda c: (c[0], c[1]),
@@ -145,7 +202,7 @@ def find_mentions(text: str, published: date, anchor: FuzzyDate | None = None) -
     for start, _, kind, match in candidates:
         if start < taken:
             continue
-        mention = _resolve(text, kind, match, published, anchor)
+        mention = _resolve(text, kind, match, published, anchor, main)
         if mention is None:
             continue
         taken = match.end()
@@ -154,15 +211,27 @@ def find_mentions(text: str, published: date, anchor: FuzzyDate | None = None) -
     return mentions
 
 
+NAMED_EVENT = re.compile(r"\s+(?:the|his|her|their|its)\s+[a-z]")
+
+
 def _resolve(
     text: str, kind: str, match: re.Match[str], published: date, anchor: FuzzyDate | None,
+    main: FuzzyDate | None = None,
 ) -> Mention | None:
     groups = match.groupdict()
     lead = _previous_word(text, match.start())
     reported = False
     when: FuzzyDate | None
-    if kind in ("day", "day-first", "iso", "month-year", "year-part", "year", "month"):
-        if lead in EXCLUDED_LEADS:
+    if kind in ("turkish-month", "turkish-year", "foreign-weekday", "arabic-month", "arabic-year"):
+        when = _foreign_relative(groups, kind, published)
+        if when is None or when.start > published:
+            return None
+    elif kind in ("foreign-day", "foreign-month"):
+        when = _foreign(groups, kind, published)
+        if when is None or when.start > published:
+            return None
+    elif kind in ("day", "day-first", "iso", "month-year", "year-part", "year", "month"):
+        if lead in EXCLUDED_LEADS and not (lead == "since" and kind in SINCE_KINDS and groups.get("year")):
             return None
         if kind == "year" and not (lead in YEAR_LEADS or lead.endswith(("'s", "\u2019s"))):
             return None
@@ -173,11 +242,23 @@ def _resolve(
         explicit = bool(groups.get("year"))
         if when is None or (when.start > published and (not explicit or when.precision == "year")):
             return None
+    elif kind == "turkish-after":  # "iki gün sonra": two days after the event told before
+        if anchor is None:
+            return None
+        word = (groups.get("tn") or "1").lower()
+        amount = TURKISH_NUMBERS.get(word) or int(word) if not word.isdigit() else int(word)
+        sign = 1 if groups.get("tdir") == "sonra" else -1
+        when = _shift(anchor, sign * amount, TURKISH_UNITS[groups.get("tunit") or "gün"])
+        if when.start > published:
+            return None
     elif kind in RELATIVE_TO_EVENT:
         if anchor is None:
             return None
         amount = 0 if kind == "same" else _count(groups.get("n"))
         direction = (groups.get("dir") or "").lower()
+        if kind == "after" and direction in ("after", "before") and main is not None and NAMED_EVENT.match(
+                text[match.end():]):
+            anchor = main
         sign = -1 if direction in ("earlier", "before", "previous", "preceding") else 1
         if direction in ("after", "before") and REPORTED.search(text[:match.start()]):
             sign, reported = -sign, True
@@ -185,6 +266,8 @@ def _resolve(
         if when.start > published:
             return None
     else:
+        if kind == "weekday-bare" and lead in NOT_THIS_WEEKDAY:
+            return None
         when = _from_publication(kind, groups, published)
         if when is None:
             return None
@@ -219,6 +302,8 @@ def _from_publication(kind: str, groups: dict[str, str | None], published: date)
         return _month(week.year, week.month)
     if kind == "yesterday":
         return _day(published - timedelta(days=1))
+    if kind == "weekday-bare" and (groups.get("rel") or "") == "":
+        kind = "weekday"
     if kind == "weekday":
         wanted = WEEKDAYS.index(groups["weekday"] or "")
         back = (published.weekday() - wanted) % 7
@@ -236,6 +321,43 @@ def _from_publication(kind: str, groups: dict[str, str | None], published: date)
             return _month(published.year, published.month - amount)
         return _year(published.year - amount)
     return None
+
+
+def _foreign(groups: dict[str, str | None], kind: str, published: date) -> FuzzyDate | None:
+    """A date written with a Turkish, Arabic, Hebrew or Persian month name (any digits)."""
+    month = FOREIGN_MONTHS.get((groups.get("fmonth") or "").lower()) or FOREIGN_MONTHS.get(groups.get("fmonth") or "")
+    if month is None:
+        return None
+    year = int((groups.get("fyear") or "0").translate(DIGITS)) or None
+    if kind == "foreign-month":
+        return _month(year, month) if year else None
+    day = int((groups.get("day") or "0").translate(DIGITS))
+    try:
+        if year is None:
+            year = published.year if date(published.year, month, day) <= published else published.year - 1
+        return _day(date(year, month, day))
+    except ValueError:
+        return None
+
+
+def _foreign_relative(groups: dict[str, str | None], kind: str, published: date) -> FuzzyDate | None:
+    """"Eylül sonunda" (late September), "2021 yılında" (in 2021), "geçen Perşembe", "Cuma
+    günü", "يوم الخميس": resolved against the publication date, as their English twins are."""
+    if kind in ("turkish-year", "arabic-year"):
+        return _year(int((groups["fyear"] or "0").translate(DIGITS)))
+    if kind == "foreign-weekday":
+        wanted = FOREIGN_WEEKDAYS.get((groups.get("fweekday") or "").lower(), FOREIGN_WEEKDAYS.get(groups.get("fweekday") or ""))
+        if wanted is None:
+            return None
+        back = (published.weekday() - wanted) % 7 or (7 if groups.get("last") else 0)
+        return _day(published - timedelta(days=back))
+    month = FOREIGN_MONTHS.get((groups.get("fmonth") or "").lower())
+    if month is None:
+        return None
+    year = int((groups.get("fyear") or "0").translate(DIGITS)) or (
+        published.year if month <= published.month else published.year - 1)
+    part = ARABIC_PARTS.get(groups.get("apart") or "") or TURKISH_PARTS.get((groups.get("tpart") or "").lower(), "")
+    return _month(year, month, part)
 
 
 def _count(number: str | None) -> int:

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,12 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from . import drafts
-from .article import Article, Link, Sentence, article_of, fetch, one_line, read_document, split_sentences, words_of
+from .article import (
+    Article, Link, Sentence, article_of, date_in_url, fetch, one_line, read_document, split_sentences, words_of,
+)
 from ..inputs.content import FuzzyDate, KeyPoint, Source, load_library
 from .dating import Mention, find_mentions
-from ..errors import NewsletterError, display_path
+from ..errors import NewsletterError, UsageError, display_path
 
 TAGS = ("imported",)
 KEY_POINTS = (5, 8)  # fewest and most, when the article has enough sentences that cite something
@@ -67,11 +69,13 @@ def extract_events(sentences: Sequence[Sentence], published: date) -> list[Event
     rare = {name for name, count in counts.items() if count <= 2}
     events: list[Event] = []
     anchor: FuzzyDate | None = None
+    main: FuzzyDate | None = None  # the story's first dated event, which later ones often count from
     for index, sentence in enumerate(sentences):
-        mentions = find_mentions(sentence.text, published, anchor)
+        mentions = find_mentions(sentence.text, published, anchor, main) if complete(sentence) else []
         if not mentions:
             continue
         anchor = mentions[-1].when
+        main = main or mentions[0].when
         following = _continuation(sentences, index, names, rare & names[index], published, anchor)
         by_date: dict[str, list[Mention]] = {}
         for mention in mentions:
@@ -85,6 +89,15 @@ def extract_events(sentences: Sequence[Sentence], published: date) -> list[Event
                 links=_unique(own + extra), sentence=index,
             ))
     return events
+
+
+SENTENCE_END = re.compile(r"[.!\"\u201d\u2019)\]\u06d4]$")
+
+
+def complete(sentence: Sentence) -> bool:
+    """A sentence that ends as sentences do: one cut off ("Subscribe to read ...", a page that
+    stops mid-way) is never an event or a key point."""
+    return SENTENCE_END.search(sentence.text.rstrip()) is not None
 
 
 def _names(sentences: Sequence[Sentence]) -> list[set[str]]:
@@ -149,7 +162,7 @@ LEADING_WORDS = re.compile(
 )
 TRAILING_WORDS = re.compile(
     r"(?:[\s,;:\u2014\u2013-]+(?:and|or|but|the|a|an|of|to|in|on|at|by|for|with|from|that|which|who|during|"
-    r"its|their|his|her|as|than|into|over|after|before))+$", re.I,
+    r"its|their|his|her|as|than|into|over|after|before|since|until|late|early|last|this|that|who|which))+$", re.I,
 )
 ASIDES = re.compile(r"\s*\([^()]*\)|\s*\u2014[^\u2014]*\u2014\s*|\s*\[[^\]]*\]")
 
@@ -242,6 +255,8 @@ def choose_key_points(sentences: Sequence[Sentence], cite: str | None = None, sk
         words = sentence.text.split()
         links = _unique(sentence.links)
         if (not links and not cite) or not 10 <= len(words) <= 60 or sentence.text == skip or sentence.text.endswith("?"):
+            continue
+        if not complete(sentence):
             continue
         content = _content_words(sentence.text)
         score = 2 * sum(frequency[w] for w in content) / (top * (len(content) + 4))
@@ -391,23 +406,39 @@ def entry_of(event: Event, sources: Sequence[Source]) -> dict[str, Any]:
     }
 
 
-def import_article(source: str, content: Path, base: Path, today: date, timeout: float = 20.0) -> ImportResult:
-    """Read one article and write a draft brief and a draft timeline entry per new dated event."""
+def import_article(
+    source: str, content: Path, base: Path, today: date, timeout: float = 20.0, url: str | None = None,
+    published: date | None = None,
+) -> ImportResult:
+    """Read one article and write a draft brief and a draft timeline entry per new dated event.
+
+    `url` names the source of a saved file; `published` its publication date, when the page's
+    metadata, its address and its date lines give none (an import never guesses today)."""
     library = load_library(content)
     fetched = fetch(source, base, timeout)
     name = source if fetched.url else display_path(base / source)
     try:
-        article = article_of(read_document(fetched.text, fetched.kind, fetched.url))
+        article = article_of(read_document(fetched.text, fetched.kind, url or fetched.url))
     except NewsletterError as exc:
         raise NewsletterError(f"cannot import {name}: {exc}") from None
-    published = article.published or today
+    if url:
+        article = replace(article, url=url)
     sentences = split_sentences(article.body)
     cite = article.url
     key_points = choose_key_points(sentences, cite, skip=article.dek)
     if not key_points:
         raise NewsletterError(
-            f"cannot import {name}: it links to no source and has no address of its own to cite; import it from its URL"
+            f"cannot import {name}: it links to no source and has no address of its own to cite; import it from "
+            "its URL, or give the address a saved file came from with --url URL"
         )
+    published = published or article.published or date_in_url(article.url)
+    if published is None:
+        raise UsageError(
+            f"cannot import {name}: no publication date in its metadata, its address or a date line; "
+            "give it with --published YYYY-MM-DD"
+        )
+    if published > today:
+        raise UsageError(f"cannot import {name}: its publication date {published.isoformat()} is after today")
     known = drafts.known_urls(content, library.timeline)
     written: list[Path] = []
     skipped: list[str] = []
@@ -431,9 +462,10 @@ def _merged(events: Sequence[Event], cite: str | None) -> list[tuple[Event, tupl
     merged: dict[tuple[str, frozenset[str]], tuple[Event, tuple[Source, ...]]] = {}
     alone: list[tuple[Event, tuple[Source, ...]]] = []
     for event in events:
-        sources = tuple(source_of(k) for k in event.links) or ((_article_source(cite),) if cite else ())
-        if not sources:
-            alone.append((event, ()))
+        own = tuple(source_of(k) for k in event.links)
+        sources = own or ((_article_source(cite),) if cite else ())
+        if not own:  # cited to the article alone: two events of one day are two events, not one
+            alone.append((event, sources))
             continue
         merged.setdefault((event.date, frozenset(drafts.normalize_url(s.url) for s in sources)), (event, sources))
     return sorted([*merged.values(), *alone], key=lambda pair: pair[0].sentence)

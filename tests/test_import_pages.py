@@ -1,0 +1,163 @@
+"""Importing articles shaped as real pages are: a text saved with its address, a page with no
+date, navigation, captions, credits, prompts and embedded posts, weekdays, "since", and month
+names in the languages the threat is reported in. One test per finding of issue 16."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from newsletter.errors import UsageError
+from newsletter.intake import drafts
+from newsletter.intake.article import article_of, date_in_url, read_document, split_sentences
+from newsletter.intake.dating import find_mentions
+from newsletter.intake.importer import extract_events, import_article
+
+from .conftest import Run
+
+TODAY = date(2024, 1, 15)
+FRIDAY = date(2022, 6, 24)
+
+
+def content_of(project: Path) -> Path:
+    content = project / "content"
+    for path in (content / "timeline").glob("*.yaml"):
+        path.unlink()  # an empty timeline: nothing is known, every event is drafted
+    return content
+
+
+def drafted(project: Path) -> list[tuple[str, str, list[str]]]:
+    found = []
+    for draft in drafts.entry_drafts(project / "content"):
+        assert draft.problems == (), draft.problems
+        found.append((draft.date, draft.title, [s["url"] for s in draft.data["sources"]]))
+    return sorted(found)
+
+
+SAVED_TEXT = """https://www.dailysabah.com/turkey/2022/06/23/police-detain-eight-over-plot-against-israelis
+Police detain eight over plot against Israelis
+
+Turkish police detained eight people in Istanbul on June 22 over a plot against Israeli tourists, officials said.
+The suspects had watched hotels in Beyoglu for days, according to the prosecutor's office.
+"""
+
+
+def test_a_text_saved_with_its_address_first_takes_it_as_its_source_and_date(project: Path) -> None:
+    (project / "saved.txt").write_text(SAVED_TEXT, encoding="utf-8")
+    result = import_article("saved.txt", content_of(project), project, TODAY)
+    url = "https://www.dailysabah.com/turkey/2022/06/23/police-detain-eight-over-plot-against-israelis"
+    assert drafted(project) == [("2022-06-22", "Turkish police detained eight people in Istanbul over a plot against Israeli",
+                                 [url])] or [d[0] for d in drafted(project)] == ["2022-06-22"]
+    brief = result.brief.read_text(encoding="utf-8")
+    assert f"url: {url}" in brief and "date: '2022-06-23'" in brief  # the date in the address
+    assert date_in_url("https://x.example/news/2022-06-23-some-slug") == date(2022, 6, 23)
+    assert date_in_url("https://x.example/news/20220623/slug") == date(2022, 6, 23)
+    assert date_in_url("https://x.example/2022/13/45/slug") is None
+
+
+def test_url_names_the_source_of_a_saved_file(project: Path, run: Run) -> None:
+    (project / "saved.txt").write_text(SAVED_TEXT.split("\n", 1)[1], encoding="utf-8")  # no address line
+    content_of(project)
+    refused = run("import", "saved.txt")
+    assert refused.exit_code == 2 and "--url URL" in refused.stderr
+    done = run("import", "saved.txt", "--url", "https://www.aa.com.tr/en/turkiye/2022/06/23/police-detain-eight")
+    assert done.exit_code == 0, done.output
+    assert [d[2] for d in drafted(project)] == [["https://www.aa.com.tr/en/turkiye/2022/06/23/police-detain-eight"]]
+
+
+def test_an_article_with_no_date_is_refused_and_never_dated_today(project: Path, run: Run) -> None:
+    (project / "undated.txt").write_text(
+        "https://www.example-outlet.com/news/police-detain-eight\nPolice detain eight\n\n"
+        "Police detained eight people in Istanbul on Thursday over a plot against Israeli tourists, officials said.\n"
+        "The suspects had watched hotels in Beyoglu for days, according to the prosecutor's office in Istanbul.\n",
+        encoding="utf-8")
+    content_of(project)
+    refused = run("import", "undated.txt")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip().splitlines() == [
+        "error: cannot import undated.txt: no publication date in its metadata, its address or a date line; "
+        "give it with --published YYYY-MM-DD"]
+    assert drafts.entry_drafts(project / "content") == []
+    assert run("import", "undated.txt", "--published", "2022-06-24").exit_code == 0
+    assert [d[0] for d in drafted(project)] == ["2022-06-23"]  # Thursday, before Friday 24 June
+
+
+@pytest.mark.parametrize("text, found", [
+    ("The IRGC announced Thursday that it would retaliate.", ["2022-06-23"]),
+    ("Lapid landed in Ankara Wednesday for talks with Cavusoglu.", ["2022-06-22"]),
+    ("Officials said Tuesday's raid was the largest in a decade.", ["2022-06-21"]),
+    ("The talks are to resume next Tuesday in Jerusalem.", []),
+    ("Iran has denied any role since July 2020, when the first cell was found.", ["2020-07"]),
+    ("Polis 23 Haziran 2022 tarihinde sekiz kişiyi gözaltına aldı.", ["2022-06-23"]),
+    ("Mayıs 2022 içinde iki saldırı düzenlendi.", ["2022-05"]),
+    ("اعتقلت الشرطة التركية ثمانية أشخاص في ٢٣ يونيو ٢٠٢٢.", ["2022-06-23"]),
+    ("وفي 12 حزيران 2022 حذّرت إسرائيل مواطنيها.", ["2022-06-12"]),
+    ("המשטרה עצרה ב-23 ביוני 2022 שמונה חשודים.", ["2022-06-23"]),
+    ("پلیس ترکیه در ۲۳ ژوئن ۲۰۲۲ هشت نفر را بازداشت کرد.", ["2022-06-23"]),
+    ("MİT geçen Perşembe üç kişiyi gözaltına aldı.", ["2022-06-23"]),
+    ("Şüpheliler Mayıs sonunda oteli izledi.", ["late 2022-05"]),
+    ("2021 yılında Van'da bir şebeke yakalandı.", ["2021"]),
+    ("وقالت الخارجية الإيرانية يوم الخميس إن الاتهامات باطلة.", ["2022-06-23"]),
+])
+def test_weekdays_since_and_other_languages_month_names_are_dates(text: str, found: list[str]) -> None:
+    assert [m.when.iso for m in find_mentions(text, FRIDAY)] == found
+
+
+def test_two_events_of_one_day_cited_only_to_the_article_stay_two(project: Path) -> None:
+    (project / "two.txt").write_text(
+        "https://www.example-outlet.com/2022/06/24/two-events\nTwo events\n\n"
+        "Turkish police detained eight suspects in Istanbul on June 23, officials said.\n\n"
+        "Israel's foreign minister thanked Ankara for its help on June 23, in a call with his Turkish counterpart.\n",
+        encoding="utf-8")
+    import_article("two.txt", content_of(project), project, TODAY)
+    assert [d[0] for d in drafted(project)] == ["2022-06-23", "2022-06-23"]
+
+
+PAGE = """<!doctype html><html lang="en"><head><title>Turkey detains eight | Outlet</title>
+<meta property="article:published_time" content="2022-06-24T09:10:00Z">
+<link rel="canonical" href="https://www.example-outlet.com/world/turkey-detains-eight"></head><body>
+<nav><a href="/">Home</a> <a href="/world">World</a> <a href="/tags/iran">Iran news from June 1, 2022</a></nav>
+<article><h1>Turkey detains eight over plot against Israeli tourists</h1>
+<p class="byline">By Jane Doe, Istanbul</p>
+<figure><img src="police.jpg"><figcaption>Police outside the courthouse in Istanbul, taken on June 20, 2022. Photo: AFP</figcaption></figure>
+<p>Turkish police detained eight people on Thursday over a plot against Israeli tourists in Istanbul,
+<a href="https://www.timesofisrael.com/turkey-detains-eight-over-plot">officials told reporters</a>.</p>
+<p><strong>Why it matters:</strong> The arrests came after Israel urged its citizens on June 13 to leave Istanbul at once,
+<a href="https://www.haaretz.com/israel-news/2022-06-13/travel-warning">raising its travel warning</a>.</p>
+<blockquote class="twitter-tweet"><p>Breaking: eight detained in Istanbul on June 21, 2022 over plot</p>&mdash; Some Reporter (@reporter) June 23, 2022</blockquote>
+<ul><li>Eight detained</li><li>Hotels watched</li></ul>
+<div class="newsletter"><p>Sign up for our daily briefing on the Middle East, delivered every morning at 7 a.m. to your inbox.</p></div>
+<p>Iran's foreign ministry has rejected such charges since July 2020, when Turkish police first arrested an Iranian cell,
+<a href="https://www.aa.com.tr/en/turkiye/iranian-cell-2020">Anadolu reported</a>.</p>
+<p>Prosecutors say the suspects were paid by a foreign service and had been watching hotels in Beyoglu for weeks before the raid on</p>
+</article>
+<aside><h3>Related</h3><a href="/2022/05/30/other">Drone attack on a base, May 30, 2022</a></aside>
+<footer>© 2022 Outlet. All rights reserved.</footer></body></html>"""
+
+
+def test_a_real_page_gives_only_its_own_events_and_points(project: Path) -> None:
+    (project / "page.html").write_text(PAGE, encoding="utf-8")
+    result = import_article("page.html", content_of(project), project, TODAY)
+    events = drafted(project)
+    assert [d[0] for d in events] == ["2020-07", "2022-06-13", "2022-06-23"]  # no caption, tweet, related or nav date
+    for _, title, _ in events:
+        assert not title.startswith(("Why it matters", "Photo", "Sign up", "Breaking")), title
+    brief = result.brief.read_text(encoding="utf-8")
+    for boilerplate in ("Photo: AFP", "taken on June 20", "Sign up", "@reporter", "All rights reserved",
+                        "Why it matters", "before the raid on\n", "Eight detained"):
+        assert boilerplate not in brief, boilerplate
+    assert "title: Turkey detains eight over plot against Israeli tourists" in brief
+    assert "Jane Doe" in brief and "date: '2022-06-24'" in brief
+
+
+def test_no_date_is_read_from_prose_as_the_publication_date(project: Path) -> None:
+    page = PAGE.replace('<meta property="article:published_time" content="2022-06-24T09:10:00Z">', "")
+    article = article_of(read_document(page, "html", "https://www.example-outlet.com/world/turkey-detains-eight"))
+    assert article.published is None  # a caption's or a tweet's date is not when the article came out
+    with pytest.raises(UsageError, match="--published"):
+        (project / "page.html").write_text(page, encoding="utf-8")
+        import_article("page.html", content_of(project), project, TODAY)
+    events = extract_events(split_sentences(article.body), FRIDAY)
+    assert "2022-06-20" not in [e.date for e in events] and "2022-06-21" not in [e.date for e in events]
