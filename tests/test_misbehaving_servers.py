@@ -84,6 +84,7 @@ def message_ids(server: SmtpServer) -> dict[str, list[str]]:
 
 # --- the server keeps the message but answers the final dot too late ------------------------------
 
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_an_answer_that_never_comes_makes_the_delivery_uncertain_not_resent_at_once(
     sender: Path, run: Run, smtp_server: SmtpServer
 ) -> None:

@@ -160,6 +160,7 @@ class Started:
         return self.process.returncode, "".join(self.lines)
 
 
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_two_runners_on_one_database_make_one_issue_and_one_delivery_each(
     project: Path, smtp_server: SmtpServer
 ) -> None:
@@ -252,6 +253,7 @@ def test_on_schedule_queue_leaves_the_sending_to_workers(project: Path, monkeypa
     assert report.sent == 3 and store_of(project).status.counts(issue.id)["sent"] == 3
 
 
+@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
 def test_the_runner_sends_deferred_deliveries_as_they_come_due(
     project: Path, smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
