@@ -161,3 +161,11 @@ def test_no_date_is_read_from_prose_as_the_publication_date(project: Path) -> No
         import_article("page.html", content_of(project), project, TODAY)
     events = extract_events(split_sentences(article.body), FRIDAY)
     assert "2022-06-20" not in [e.date for e in events] and "2022-06-21" not in [e.date for e in events]
+
+
+def test_a_title_says_who_did_what() -> None:
+    text = ("According to security sources, the suspects, five of whom are Iranian nationals, began scouting hotels "
+            "in the Beyoglu and Taksim districts in late May, photographing entrances.")
+    article = article_of(read_document(f"Title here\n\n{text}\n", "markdown"))
+    (event,) = extract_events(split_sentences(article.body), FRIDAY)
+    assert (event.date, event.title) == ("late 2022-05", "The suspects began scouting hotels in the Beyoglu and Taksim districts")

@@ -177,6 +177,7 @@ def event_title(text: str, mention: Mention) -> str:
     tail = re.split(r"[;:]\s|,\s+(?:and|but|while|as|which|who)\b", after)[0]
     relative = re.match(r"\s*(?:which|who)\s+", head)
     antecedent = re.search(r"\b(?:the|a|an|its|their)\s+(?:\S+\s+){0,3}\S+$", before[:cut]) if cut >= 0 else None
+    head = _with_subject(head, before[:cut]) if cut >= 0 and not relative else head
     if mention.reported or len(words_of(LEADING_WORDS.sub("", head.strip(" ,")))) < 3:
         candidate = after
     elif relative and antecedent:
@@ -192,6 +193,23 @@ def event_title(text: str, mention: Mention) -> str:
         words = words[:TITLE_WORDS]
     title = TRAILING_WORDS.sub("", " ".join(words)).strip(" ,;:.\u2014-")
     return one_line(title[:1].upper() + title[1:]) if title else "Dated event"
+
+
+SUBJECT = re.compile(r"^(?:(?:the|a|an|its|their|his|her)\s+|[A-Z])[\w'\u2019.-]*(?:\s+[\w'\u2019.-]+){0,5}$")
+ATTRIBUTION = re.compile(r"^(?:according|as|in|on|at|during|after|before|last|this|since|when|while|with|for)\b", re.I)
+
+
+def _with_subject(head: str, earlier: str) -> str:
+    """A clause cut out of its sentence without its subject ("began scouting hotels") gets it
+    back from an earlier part ("According to police, the suspects, five of whom ..., began"):
+    a title says who did what."""
+    clause = head.strip(" ,")
+    if not clause or not clause[0].islower() or SUBJECT.match(clause):
+        return head
+    for segment in (s.strip() for s in earlier.split(", ")):
+        if SUBJECT.match(segment) and not ATTRIBUTION.match(segment):
+            return f"{segment} {clause}"
+    return head
 
 
 MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>#|])")
