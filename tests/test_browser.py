@@ -26,6 +26,7 @@ from newsletter.faces.web import create_app
 from newsletter.inputs.config import load_config
 
 from .conftest import Run, add_subscribers
+from .web_helpers import delivered_order
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(
@@ -132,7 +133,7 @@ def look(request: pytest.FixtureRequest, browser: Any, screenshots: Path) -> Ite
 def mails(project: Path) -> list[bytes]:
     folder = project / "out" / "maildir"
     box = mailbox.Maildir(folder, create=False)
-    return [box.get_bytes(key) for key in sorted(box.keys())]
+    return [box.get_bytes(key) for key in sorted(box.keys(), key=delivered_order)]
 
 
 def mail_with(project: Path, subject: str) -> bytes:

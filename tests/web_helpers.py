@@ -49,7 +49,7 @@ class Web:
         if not folder.exists():
             return []
         box = mailbox.Maildir(folder, create=False)
-        found = [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in sorted(box.keys())]
+        found = [email.message_from_bytes(box.get_bytes(key), policy=email.policy.default) for key in sorted(box.keys(), key=delivered_order)]
         return [m for m in found if isinstance(m, email.message.EmailMessage)]
 
     def mail(self, address: str, subject: str) -> email.message.EmailMessage:
@@ -73,6 +73,14 @@ def settings(project: Path, extra: str = "") -> None:
     """Append `extra` (YAML) to the project's config.yaml."""
     path = project / "config.yaml"
     path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
+
+
+def delivered_order(key: str) -> tuple[int, int, str]:
+    """Maildir keys in the order the messages were written: Python's mailbox names them
+    SECONDS.M<microseconds>P<pid>Q<count>, the microseconds not zero-padded, so a plain sort
+    puts M99999 after M100000 within one second."""
+    found = re.match(r"(\d+)\.M(\d+)", key)
+    return (int(found.group(1)), int(found.group(2)), key) if found else (0, 0, key)
 
 
 def client_for(project: Path, bound_host: str | None = "127.0.0.1", client: tuple[str, int] = LOOPBACK) -> TestClient:
