@@ -100,6 +100,7 @@ def test_an_article_with_no_date_is_refused_and_never_dated_today(project: Path,
     ("Şüpheliler Mayıs sonunda oteli izledi.", ["late 2022-05"]),
     ("2021 yılında Van'da bir şebeke yakalandı.", ["2021"]),
     ("وقالت الخارجية الإيرانية يوم الخميس إن الاتهامات باطلة.", ["2022-06-23"]),
+    ("Last summer, Cypriot police arrested a gunman in Nicosia.", ["2021"]),  # a season dates only the year
 ])
 def test_weekdays_since_and_other_languages_month_names_are_dates(text: str, found: list[str]) -> None:
     assert [m.when.iso for m in find_mentions(text, FRIDAY)] == found

@@ -108,6 +108,9 @@ PATTERNS["turkish-after"] = re.compile(
     rf"(?<!\w)(?P<tn>(?i:{'|'.join(TURKISH_NUMBERS)})|\d{{1,2}})\s+(?P<tunit>gün|hafta|ay|yıl)\s+(?P<tdir>sonra|önce)(?!\w)"
 )
 PATTERNS["arabic-year"] = re.compile(rf"(?<!\w)(?:عام|سنة|العام)\s+(?P<fyear>{_DIGIT}{{4}})(?!\d)")
+# "last summer": a season is no month, so it dates its event to the year (northern seasons).
+SEASON_ENDS = {"spring": 5, "summer": 8, "autumn": 11, "fall": 11, "winter": 2}
+PATTERNS["season"] = re.compile(r"(?<![\w-])(?P<rel>(?i:last|this))\s+(?P<season>(?i:spring|summer|autumn|fall|winter))\b")
 RELATIVE_TO_EVENT = frozenset({"after", "next", "day-after", "same"})
 NOT_THIS_WEEKDAY = frozenset({"next", "every", "each", "coming", "following", "until", "till", "by"})
 SINCE_KINDS = frozenset({"day", "day-first", "iso", "month-year", "year"})  # "since July 2020": when it began
@@ -302,6 +305,11 @@ def _from_publication(kind: str, groups: dict[str, str | None], published: date)
         return _month(week.year, week.month)
     if kind == "yesterday":
         return _day(published - timedelta(days=1))
+    if kind == "season":  # "last summer": the latest one over by publication; "this summer": this year's
+        ends = SEASON_ENDS[(groups.get("season") or "").lower()]
+        if (groups.get("rel") or "").lower() == "this":
+            return _year(published.year)
+        return _year(published.year if published.month > ends else published.year - 1)
     if kind == "weekday-bare" and (groups.get("rel") or "") == "":
         kind = "weekday"
     if kind == "weekday":
