@@ -12,16 +12,15 @@ import imaplib
 import os
 import pwd
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
+from .ports import free_port, wait_listening
 
 
 class Dovecot:
@@ -37,9 +36,7 @@ class Dovecot:
         certificate.cert_chain_pems[0].write_to_path(folder / "cert.pem")
         ca.cert_pem.write_to_path(folder / "ca.pem")
         self.cafile = str(folder / "ca.pem")
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+        self.port = free_port()
         nobody = pwd.getpwnam("nobody")
         home = folder / "home"
         home.mkdir()
@@ -76,15 +73,7 @@ service imap-login {{
 """)
         self.process = subprocess.Popen(["dovecot", "-c", str(folder / "dovecot.conf"), "-F"],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("dovecot did not start") from None
-                time.sleep(0.05)
+        wait_listening(self.port, self.process, "dovecot")
 
     def url(self, user: str, folder: str = "INBOX") -> str:
         return f"imaps://{user}@127.0.0.1:{self.port}/{folder}"

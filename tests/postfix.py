@@ -18,7 +18,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from .ports import free_port, wait_listening
 
 DOMAIN = "threat-digest.example.org"
 DAEMONS = "/usr/lib/postfix/sbin"
@@ -55,18 +55,12 @@ postlog   unix-dgram n  -  n  -  1  postlogd
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class Postfix:
     def __init__(self, folder: Path) -> None:
         if os.geteuid() != 0 or not Path(DAEMONS, "master").exists():
             pytest.skip("a throwaway Postfix needs root and Debian's postfix package (.ci/run installs it)")
         self.folder = folder
-        self.port = _free_port()
+        self.port = free_port()
         etc, queue, data, self.maildir_base = (folder / name for name in ("etc", "queue", "data", "vmail"))
         for path in (etc, queue, data, self.maildir_base):
             path.mkdir(parents=True)
@@ -115,15 +109,7 @@ delay_warning_time = 0
         self.etc = etc
         self.master = subprocess.Popen([f"{DAEMONS}/master", "-c", str(etc), "-d"], stdout=subprocess.DEVNULL,
                                        stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.master.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"postfix did not start: {self.log()[-2000:]}") from None
-                time.sleep(0.05)
+        wait_listening(self.port, self.master, "postfix", lambda: self.log()[-2000:])
 
     @staticmethod
     def _run(*command: str) -> None:

@@ -4,7 +4,6 @@ loopback HTTP too, and the drafts they make, each of which must load with no pro
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -22,6 +21,7 @@ from newsletter.inputs.content import Brief, read_brief
 from newsletter.errors import ContentError, NewsletterError
 from newsletter.intake.importer import ImportResult, extract_events, import_article
 from newsletter.inputs.yamlsource import Problems
+from .ports import free_port
 
 DATA = Path(__file__).resolve().parent / "data"
 ARTICLES = DATA / "importer"
@@ -174,9 +174,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
 @pytest.fixture
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()  # free a moment ago, and nothing listens on it
 
 
 def test_an_article_from_a_url_is_fetched_with_our_user_agent_and_cited_by_its_address(project: Path, site: Site) -> None:

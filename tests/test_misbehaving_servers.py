@@ -13,7 +13,6 @@ import email
 import email.policy
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from newsletter.store import utcnow
 from .conftest import Run, add_subscribers, store_of
 from .scripted_smtp import ScriptedServer
 from .smtp_server import SmtpServer
+from .ports import free_port
 
 KEY = "f" * 40
 
@@ -69,9 +69,7 @@ def make_due(project: Path, age: timedelta | None = None) -> None:
 
 
 def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    return free_port()  # free a moment ago, and nothing listens on it
 
 
 def message_ids(server: SmtpServer) -> dict[str, list[str]]:
