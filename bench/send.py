@@ -72,6 +72,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_listening(port: int, process: subprocess.Popen[bytes], what: str, seconds: float) -> None:
+    """Return once something accepts connections on `port`; exit with one line if `process`
+    ends first or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            errors = process.stderr.read().decode() if process.stderr else ""
+            sys.exit(f"{what} exited: {errors}".strip())
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    sys.exit(f"{what} did not start listening within {seconds:.0f} s")
+
+
 class Sink:
     """smtp-sink on a free loopback port: accepts everything and keeps nothing."""
 
@@ -79,14 +96,7 @@ class Sink:
         self.port = free_port()
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         self.process = subprocess.Popen([tool("smtp-sink"), *user, f"127.0.0.1:{self.port}", "1000"])
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        sys.exit("smtp-sink did not start")
+        wait_listening(self.port, self.process, "smtp-sink", 10)
 
     def stop(self) -> None:
         self.process.terminate()

@@ -27,7 +27,6 @@ import argparse
 import http.client
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-KEY = "bench-signing-key-" + "x" * 32
+sys.path.insert(0, str(REPO))
+
+from bench.send import KEY, free_port, wait_listening  # noqa: E402
+
 PATHS = ("/preview/weekly?as_of=2022-07-30", "/preview/weekly/email?as_of=2022-07-30")
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -58,12 +60,6 @@ class Round:
                 f"   p95 {p95 * 1e3:7.1f} ms   server CPU {self.cpu_seconds / self.requests * 1e3:6.1f} ms/request")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def cpu_of(pid: int) -> float:
     """User plus system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -76,17 +72,8 @@ def start_server(tree: Path, project: Path, port: int) -> subprocess.Popen[bytes
     server = subprocess.Popen(
         [sys.executable, "-m", "newsletter", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=project, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit(f"serve exited: {server.stderr.read().decode() if server.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return server
-        except OSError:
-            time.sleep(0.05)
-    server.kill()
-    raise SystemExit("serve did not start listening within 60 s")
+    wait_listening(port, server, "serve", 60)
+    return server
 
 
 def get(connection: http.client.HTTPConnection, path: str) -> None:
