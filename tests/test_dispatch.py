@@ -69,7 +69,7 @@ def run(
     issue = store.issues.get("weekly", "2022-W30")
     assert issue is not None
     issue = store.issues.begin_sending(issue.id)  # what usecases.issues.deliver does first
-    return Dispatcher(store, issue, prepared, KEY, transport, policy, progress, stop).run()
+    return Dispatcher(store, issue, {"clear": prepared}, KEY, transport, policy, progress, stop).run()
 
 
 def test_every_subscriber_gets_one_copy_over_one_connection(

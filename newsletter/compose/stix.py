@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from ..inputs.content import Brief, FuzzyDate, KeyPoint, Source, TimelineEntry
+from ..inputs.content import Brief, KeyPoint, Source, TimelineEntry
 from .digest import Issue
 from ..inputs.marking import (
     CONFIDENCE_SCORES, EVENT_EXTENSION, STIX_TLP_IDS, TLP_EXTENSION, TLP_MARKINGS_CREATED, label, rating_note,
@@ -38,11 +38,6 @@ def timestamp(day: date) -> str:
 
 def end_timestamp(day: date) -> str:
     return f"{day.isoformat()}T23:59:59.999Z"
-
-
-def fidelity(when: FuzzyDate) -> str:
-    """The event's start_time_fidelity: day, month (also early/mid/late: its span says which) or year."""
-    return when.precision
 
 
 def marking_definition(level: str) -> Json:
@@ -124,8 +119,9 @@ def add_entry(bundle: Bundle, entry: TimelineEntry, level: str) -> str:
     event = bundle.add(_sdo(
         "event", stix_id("event", entry.date.iso, entry.title), when.start, name=entry.title,
         description=entry.summary, status="occurred", labels=list(entry.tags),
-        start_time=timestamp(when.start), start_time_fidelity=fidelity(when),
-        end_time=end_timestamp(when.end), end_time_fidelity=fidelity(when),
+        # Fidelity is the date's precision: day, month (early/mid/late: the span says which) or year.
+        start_time=timestamp(when.start), start_time_fidelity=when.precision,
+        end_time=end_timestamp(when.end), end_time_fidelity=when.precision,
         external_references=external_references(entry.sources), lang=entry.language,
         confidence=CONFIDENCE_SCORES.get(entry.confidence or ""),
         extensions={EVENT_EXTENSION: {"extension_type": "new-sdo"}},
@@ -163,6 +159,7 @@ def issue_bundle(issue: Issue, tlp: str) -> Json:
     return bundle.as_json()
 
 
-def dumps(bundle: Json) -> str:
-    """The bundle as stable JSON text (sorted keys, two-space indent, final newline)."""
-    return json.dumps(bundle, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+def dumps(data: Json) -> str:
+    """Stable JSON text (sorted keys, two-space indent, final newline): the same data, the
+    same bytes (bundles, and the MISP feed's files too)."""
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -127,14 +127,14 @@ class Dispatcher:
     queued when there is a RED copy: they wait for a run over TLS, and the report says so."""
 
     def __init__(
-        self, store: Store, issue: StoredIssue, copies: PreparedMessage | dict[str, PreparedMessage],
+        self, store: Store, issue: StoredIssue, copies: dict[str, PreparedMessage],
         signing_key: bytes, open_transport: Callable[[], Transport], policy: Policy,
         progress: Callable[[int], None] | None = None, stop: threading.Event | None = None,
         notice: Callable[[str], None] | None = None, red_allowed: bool = True,
     ) -> None:
         self.store = store
         self.issue = issue
-        self.copies = copies if isinstance(copies, dict) else {"clear": copies}
+        self.copies = copies
         public = self.copies["clear"]
         self.held = ("red",) if "red" in self.copies and not red_allowed else ()
         self.site = public.site

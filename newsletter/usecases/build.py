@@ -134,14 +134,14 @@ def write_files(
     try:
         for path in outputs:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return tuple(_write_atomically(path, data) for path, data in outputs.items())
+        return tuple(write_atomically(path, data) for path, data in outputs.items())
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise OutOfSpace(f"the disk is full: cannot write the preview files in {display_path(folder)}") from None
         raise StoreError(f"cannot write the preview files in {display_path(folder)}: {exc.strerror or exc}") from None
 
 
-def _write_atomically(path: Path, data: bytes) -> Written:
+def write_atomically(path: Path, data: bytes) -> Written:
     """Write beside the target and rename, so a reader never sees half a file."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:

@@ -7,7 +7,6 @@ the mapping, so no marked text can leak into a bundle by a mistake there.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -18,7 +17,7 @@ from ..compose.digest import compose
 from ..inputs.config import Config, Digest
 from ..inputs.content import Library, TimelineEntry
 from ..inputs.marking import rank
-from .build import Project
+from .build import Project, write_atomically
 
 Json = dict[str, Any]
 
@@ -73,15 +72,9 @@ def misp_feed(project: Project, tlp: str, folder: Path) -> MispFeed:
     events += [misp.entry_event(entry, level, org) for entry, level in timeline_entries(library, config, tlp)]
     folder.mkdir(parents=True, exist_ok=True)
     for event in events:
-        _write(folder / f"{event['Event']['uuid']}.json", json.dumps(event, indent=2, sort_keys=True, ensure_ascii=False))
+        write_atomically(folder / f"{event['Event']['uuid']}.json", stix.dumps(event).encode())
     manifest = {event["Event"]["uuid"]: misp.manifest_entry(event) for event in events}
-    _write(folder / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False))
-    _write(folder / "hashes.csv", "\n".join(misp.hashes(events)))
+    write_atomically(folder / "manifest.json", stix.dumps(manifest).encode())
+    write_atomically(folder / "hashes.csv", "".join(f"{line}\n" for line in misp.hashes(events)).encode())
     return MispFeed(folder, len(events))
-
-
-def _write(path: Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text + "\n", encoding="utf-8")
-    temporary.replace(path)
 
