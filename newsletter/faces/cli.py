@@ -42,7 +42,7 @@ from ..store import SUBSCRIBER_STATUSES, IssueState, Store, StoredIssue, Subscri
 from ..store.subscribers import LEFT
 from ..compose.stix import dumps as stix_dumps
 from ..usecases import export, issues
-from ..usecases.build import Project, clip_warning
+from ..usecases.build import Project, clip_warning, write_atomically
 from ..usecases.check import check_project
 from ..usecases.sending import signing_key
 from .schedule import Runner, upcoming
@@ -872,7 +872,7 @@ def _write_out(text: str, output: Path | None) -> None:
         return
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
+        write_atomically(output, text.encode("utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot write {display_path(output)}: {exc.strerror or exc}") from None
 

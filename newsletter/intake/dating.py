@@ -249,7 +249,7 @@ def _resolve(
         if anchor is None:
             return None
         word = (groups.get("tn") or "1").lower()
-        amount = TURKISH_NUMBERS.get(word) or int(word) if not word.isdigit() else int(word)
+        amount = int(word) if word.isdigit() else TURKISH_NUMBERS[word]
         sign = 1 if groups.get("tdir") == "sonra" else -1
         when = _shift(anchor, sign * amount, TURKISH_UNITS[groups.get("tunit") or "gün"])
         if when.start > published:

@@ -67,8 +67,8 @@ class Subscribers:
                 subscriber_id = insert_row(conn, subscribers, address=address, name=name, status=wanted,
                                         created_at=now, updated_at=now, clearance=clearance)
                 record(conn, subscriber_id, "added", how, at=now)
-                if clearance not in (None, "clear"):
-                    record(conn, subscriber_id, "clearance", f"cleared for {tlp_label(clearance or 'clear')} ({how})", at=now)
+                if clearance is not None and clearance != "clear":
+                    record(conn, subscriber_id, "clearance", f"cleared for {tlp_label(clearance)} ({how})", at=now)
                 changed = True
             else:
                 subscriber_id = row.id
