@@ -170,3 +170,110 @@ def test_a_title_says_who_did_what() -> None:
     article = article_of(read_document(f"Title here\n\n{text}\n", "markdown"))
     (event,) = extract_events(split_sentences(article.body), FRIDAY)
     assert (event.date, event.title) == ("late 2022-05", "The suspects began scouting hotels in the Beyoglu and Taksim districts")
+
+
+# --- second round (measured on the evaluation set's misses) ----------------------------------------
+
+
+def events_of(text: str, published: date = FRIDAY, kind: str = "markdown") -> list[tuple[str, str, list[str]]]:
+    document = read_document(text if kind == "html" else f"Title here\n\n{text}\n", kind, "https://outlet.example/a")
+    article = article_of(document)
+    return [(e.date, e.title, [k.url for k in e.links])
+            for e in extract_events(split_sentences(article.body), published, article.posts)]
+
+
+@pytest.mark.parametrize("text, found", [
+    # a counted date then written out dates one event, as written
+    ("The raids came ten days after the council raised its warning for Istanbul, the highest, on June 13.",
+     ["2022-06-13"]),
+    ("Two days later, on June 15, the suspects were charged.", ["2022-06-15"]),
+    # a range is one event, dated by its start; "last year" dates the month before it
+    ("Agents tried to lure tourists in May and early June, officials said.", ["2022-05"]),
+    ("Technical teams held talks in May and early June last year.", ["2021-05"]),
+    # "since" a month with no year: the latest such month
+    ("The suspects had photographed vessels at the port since early April.", ["early 2022-04"]),
+    # last year, yesterday and last summer, in Turkish, Arabic, Hebrew and Persian
+    ("Geçen yaz İstanbul için seyahat uyarısı en üst seviyeye çıkarılmıştı.", ["2021"]),
+    ("Türkiye ile İsrail geçen yıl büyükelçilerini yeniden atadı.", ["2021"]),
+    ("Polis dün üç kişiyi gözaltına aldı.", ["2022-06-23"]),
+    ("عادت العلاقات الدبلوماسية الكاملة بين تركيا وإسرائيل العام الماضي.", ["2021"]),
+    ("אתמול נעצרו שלושה חשודים.", ["2022-06-23"]),
+    ("سال گذشته روابط دو کشور از سر گرفته شد.", ["2021"]),
+    ("قبل يومين اعتقلت الشرطة ثلاثة أشخاص.", ["2022-06-22"]),  # "two days ago"
+    ("يأتي التحذير بعد أسابيع قليلة من تقارير عن زيارة.", []),  # "a few weeks": no count, no date
+])
+def test_ranges_restated_counts_since_a_month_and_recent_words_in_other_languages(text: str, found: list[str]) -> None:
+    assert [m.when.iso for m in find_mentions(text, FRIDAY)] == found
+
+
+def test_a_count_from_a_named_event_finds_where_that_event_is_told() -> None:
+    text = (
+        "An Israeli delegation arrived in Ankara on November 16 for talks. "
+        "The visit follows an agreement in early September to resume them. "
+        "A month before the visit, Tasnim published a commentary warning Ankara.")
+    assert [(d, t) for d, t, _ in events_of(text, date(2022, 11, 17))] == [
+        ("2022-11-16", "An Israeli delegation arrived in Ankara for talks"),
+        ("early 2022-09", "The visit follows an agreement to resume them"),
+        ("2022-10", "Tasnim published a commentary warning Ankara"),  # the visit told, not referred back to
+    ]
+    arabic = ("وكان زلزال مدمر قد ضرب جنوب تركيا في 6 شباط 2023. ووصل فريق إنقاذ إسرائيلي إلى المنطقة في 7 شباط. "
+              "وبعد ثلاثة أسابيع من الزلزال، أعلنت إسرائيل تمديد عمل مستشفاها الميداني.")
+    assert [(d, t) for d, t, _ in events_of(arabic, date(2023, 3, 2))][2] == (
+        "2023-02-27", "أعلنت إسرائيل تمديد عمل مستشفاها الميداني")
+
+
+def test_days_are_counted_from_a_day_even_after_a_digression_to_a_month() -> None:
+    text = ("MİT ve polis geçen Salı üç şüpheliyi gözaltına aldı. Şüpheliler Mayıs sonunda oteli izledi. "
+            "Gözaltına alınan üç şüpheli iki gün sonra tutuklandı.")
+    assert [d for d, _, _ in events_of(text)] == ["2022-06-21", "late 2022-05", "2022-06-23"]
+
+
+def test_an_embedded_post_dates_the_sentence_that_introduces_it_and_is_its_source() -> None:
+    page = """<!doctype html><html lang="en"><head><title>Envoys return | Outlet</title>
+<meta property="article:published_time" content="2022-08-18T09:00:00Z"></head><body><article>
+<h1>Israel and Turkey restore ambassadors</h1>
+<p>Israel and Turkey announced on Wednesday that they would restore full diplomatic relations and return their
+ambassadors, ending a rift of four years that had begun with the recall of envoys over clashes on the Gaza border.</p>
+<p>Israel's prime minister welcomed the decision on Twitter, calling it an asset for regional stability.</p>
+<blockquote class="twitter-tweet"><p>The restoration of full relations is an important asset.</p>
+&mdash; PM's Office (@pmo) <a href="https://twitter.com/pmo/status/1559923816325201920">August 17, 2022</a></blockquote>
+<p>Tehran's reaction was swift: the Tasnim agency said Thursday that Turkey would pay a price for its choice.</p>
+</article></body></html>"""
+    assert events_of(page, date(2022, 8, 18), "html")[1] == (
+        "2022-08-17", "Israel's prime minister welcomed the decision on Twitter",
+        ["https://twitter.com/pmo/status/1559923816325201920"])
+
+
+def test_the_next_sentence_of_a_paragraph_lends_its_links_unless_it_turns_away() -> None:
+    text = ("Police detained three men on Thursday in a joint operation. "
+            "[Anadolu reported](https://aa.example/op) that the operation followed weeks of surveillance.")
+    assert events_of(text) == [("2022-06-23", "Police detained three men in a joint operation", ["https://aa.example/op"])]
+
+
+def test_turkish_and_arabic_sentences_are_told_apart() -> None:
+    (paragraph,) = article_of(read_document(
+        "Başlık\n\nİki ülke 2018 yılında büyükelçilerini geri çekmişti. İlişkilerin normalleşmesiyle Ekim ayında "
+        "büyükelçi görevine başladı. وصل الوزير إلى أنقرة. وقال إن الزيارة مهمة؟ نعم.\n", "markdown")).body
+    assert [s.text for s in split_sentences([paragraph])] == [
+        "İki ülke 2018 yılında büyükelçilerini geri çekmişti.",
+        "İlişkilerin normalleşmesiyle Ekim ayında büyükelçi görevine başladı.",
+        "وصل الوزير إلى أنقرة.", "وقال إن الزيارة مهمة؟", "نعم."]
+
+
+@pytest.mark.parametrize("text, title", [
+    ("Iran's Guards fired missiles at Erbil on March 13. "
+     "The attack came four days after Israel's president visited Ankara on March 9, the first such visit.",
+     "Israel's president visited Ankara"),  # no date left in the title
+    ("İki şüpheli 15 Kasım'da İran'dan sahte pasaportlarla Türkiye'ye giriş yaptı.",
+     "İki şüpheli İran'dan sahte pasaportlarla Türkiye'ye giriş yaptı"),  # the date's case ending goes with it
+    ("Israel and Turkey announced on Wednesday that ambassadors would return. "
+     "Three weeks before the announcement, a senior Turkish delegation briefed Israeli officials in Tel Aviv.",
+     "A senior Turkish delegation briefed Israeli officials in Tel Aviv"),  # the named event goes with its date
+    ("An Israeli Energy Ministry delegation arrived in Ankara on Wednesday for the first formal talks on a pipeline "
+     "since the two countries froze energy cooperation in 2020.",
+     "An Israeli Energy Ministry delegation arrived in Ankara for the first formal talks"),  # cut between phrases
+    ("ANKARA/ERBIL, Iraq (Reuters) - Turkey on Monday condemned a missile attack on Erbil.",
+     "Turkey condemned a missile attack on Erbil"),
+])
+def test_titles_are_the_clause_without_its_dates(text: str, title: str) -> None:
+    assert events_of(text, date(2022, 11, 17))[-1][1] == title

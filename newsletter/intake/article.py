@@ -59,6 +59,16 @@ class Paragraph:
 
 
 @dataclass(frozen=True)
+class EmbeddedPost:
+    """A social-media post embedded in the page, which is someone else's words and not read as
+    prose; its timestamp may still date the sentence that introduces it ("X welcomed it on Twitter")."""
+
+    after: str  # the text of the paragraph it follows
+    posted: date
+    url: str | None  # the post's own address, a source for what that paragraph tells
+
+
+@dataclass(frozen=True)
 class Document:
     """A file as read: its paragraphs in order, and what its markup says about it."""
 
@@ -69,6 +79,7 @@ class Document:
     url: str | None = None  # its canonical address
     description: str | None = None
     language: str | None = None
+    posts: tuple[EmbeddedPost, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class Article:
     url: str | None
     language: str | None
     body: tuple[Paragraph, ...]
+    posts: tuple[EmbeddedPost, ...] = ()
 
 
 # --- fetching ---------------------------------------------------------------------------------
@@ -294,12 +306,27 @@ def _read_html(text: str, url: str | None) -> Document:
     return Document(
         tuple(_joined(paragraphs)), title=title, authors=tuple(a for a in authors if a), published=published,
         url=canonical or url, description=meta.get("description") or meta.get("og:description"), language=language,
+        posts=tuple(_embedded_posts(root, base)),
     )
 
 
 EMBEDS = (  # posts embedded from social networks: someone else's words, not the article's
     "twitter-tweet", "twitter-video", "instagram-media", "tiktok-embed", "fb-post", "reddit-embed-bq", "bluesky-embed",
 )
+
+
+def _embedded_posts(root: lxml_html.HtmlElement, base: str | None) -> Iterator[EmbeddedPost]:
+    """Each embedded post with a timestamp (its last dated link, or a <time>), beside the text of
+    the paragraph before it."""
+    for element in root.iter():
+        if not set((element.get("class") or "").split()) & set(EMBEDS):
+            continue
+        stamped = [(date_line(_text(a)), a.get("href")) for a in element.iterfind(".//a")] + [
+            (_iso_day(t.get("datetime")), None) for t in element.iterfind(".//time")]
+        posted, url = next(((d, u) for d, u in reversed(stamped) if d is not None), (None, None))
+        before = next((e for e in element.itersiblings(preceding=True) if isinstance(e.tag, str) and e.tag == "p"), None)
+        if posted is not None and before is not None:
+            yield EmbeddedPost(" ".join(_text(before).split()), posted, _resolve_url(url, base))
 
 
 def _main_text(root: lxml_html.HtmlElement, url: str | None) -> lxml_html.HtmlElement | None:
@@ -577,7 +604,7 @@ SKIP_SECTIONS = re.compile(
 BYLINE = re.compile(r"^(?:written\s+)?by\s+(.+)$", re.I)
 # "ANKARA, Oct 4 (Reuters) - ": where and when the story was filed, not an event in it.
 DATELINE = re.compile(
-    r"^[A-Z][A-Z.'\u2019 -]{2,}(?:,\s*[A-Z][\w.]+)?(?:,\s*(?P<when>[^,()\u2013\u2014-]{3,20}?(?:,\s*\d{4})?))?"
+    r"^[A-Z][A-Z.'\u2019/ -]{2,}(?:,\s*[A-Z][\w.]+)?(?:,\s*(?P<when>[^,()\u2013\u2014-]{3,20}?(?:,\s*\d{4})?))?"
     r"\s*(?:\([^()]{1,30}\)\s*)?[-\u2013\u2014]+\s+(?=\S)"
 )
 PROSE_END = re.compile(r"[.!?\"\u201d\u2019)\]\u061f\u06d4]$")
@@ -665,7 +692,7 @@ def article_of(document: Document) -> Article:
     authors = tuple(Author(one_line(n), one_line(_bio(n, document.paragraphs) or NO_BIO)) for n in dict.fromkeys(names))
     return Article(
         title=one_line(title or first), dek=one_line(dek), authors=authors, published=published,
-        url=document.url, language=document.language, body=tuple(body),
+        url=document.url, language=document.language, body=tuple(body), posts=document.posts,
     )
 
 
@@ -719,7 +746,10 @@ def one_line(text: str) -> str:
 # --- sentences ----------------------------------------------------------------------------------
 
 
-SENTENCE_END = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*(?=\s+[\"'\u201c\u2018(\[]?[A-Z0-9\u00c0-\u00de])")
+SENTENCE_END = re.compile(  # then a capital (Turkish ones too) or a letter of a script without case (Arabic, Hebrew)
+    r"[.!?\u2026\u061f\u06d4]+[\"'\u201d\u2019\u00bb)\]]*"
+    r"(?=\s+[\"'\u201c\u2018\u00ab(\[]?[A-Z0-9\u00c0-\u00de\u0130\u015e\u011e\u0590-\u05ff\u0600-\u06ff])"
+)
 ABBREVIATIONS = frozenset({
     "mr", "mrs", "ms", "dr", "prof", "gen", "col", "lt", "sgt", "capt", "cmdr", "adm", "sen", "rep", "gov", "st",
     "jr", "sr", "inc", "ltd", "co", "corp", "vs", "no", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep",

@@ -8,7 +8,8 @@ an article the same way whenever it runs.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from ..inputs.content import FuzzyDate, parse_fuzzy_date
@@ -108,10 +109,45 @@ PATTERNS["turkish-after"] = re.compile(
     rf"(?<!\w)(?P<tn>(?i:{'|'.join(TURKISH_NUMBERS)})|\d{{1,2}})\s+(?P<tunit>gün|hafta|ay|yıl)\s+(?P<tdir>sonra|önce)(?!\w)"
 )
 PATTERNS["arabic-year"] = re.compile(rf"(?<!\w)(?:عام|سنة|العام)\s+(?P<fyear>{_DIGIT}{{4}})(?!\d)")
+ARABIC_NUMBERS = {w: n for n, words in enumerate((
+    "واحد", "اثنين|اثنان", "ثلاثة|ثلاث", "أربعة|أربع", "خمسة|خمس", "ستة|ست", "سبعة|سبع", "ثمانية|ثماني", "تسعة|تسع",
+    "عشرة|عشر"), 1) for w in words.split("|")}
+ARABIC_UNITS = {  # the unit in its singular, dual and plural forms: (unit, count it stands for or None)
+    **dict.fromkeys(("يوم", "يوما", "يومًا"), ("day", 1)), "يومين": ("day", 2), "أيام": ("day", None),
+    **dict.fromkeys(("أسبوع", "أسبوعا", "أسبوعًا"), ("week", 1)), "أسبوعين": ("week", 2), "أسابيع": ("week", None),
+    **dict.fromkeys(("شهر", "شهرا", "شهرًا"), ("month", 1)), "شهرين": ("month", 2),
+    **dict.fromkeys(("أشهر", "شهور"), ("month", None)),
+    **dict.fromkeys(("عام", "عاما", "عامًا", "سنة"), ("year", 1)), **dict.fromkeys(("عامين", "سنتين"), ("year", 2)),
+    **dict.fromkeys(("أعوام", "سنوات"), ("year", None)),
+}
+PATTERNS["arabic-after"] = re.compile(  # "بعد ثلاثة أسابيع من الزلزال", "وقبل أسبوع من الزيارة", "قبل يومين" (ago)
+    rf"(?<!\w)[وف]?(?P<adir>قبل|بعد)\s+(?:(?P<an>{'|'.join(ARABIC_NUMBERS)}|{_DIGIT}{{1,2}})\s+)?"
+    rf"(?P<aunit>{'|'.join(sorted(ARABIC_UNITS, key=len, reverse=True))})(?!\w)(?P<afrom>\s+من)?"
+)
+# "last year", "yesterday", "last summer" in Turkish, Arabic, Hebrew and Persian, as their English twins.
+FOREIGN_RECENT = {
+    **dict.fromkeys(("geçen yıl", "geçen sene", "العام الماضي", "السنة الماضية", "בשנה שעברה", "سال گذشته"),
+                    ("recent", "last", "year")),
+    **dict.fromkeys(("geçen ay", "الشهر الماضي", "בחודש שעבר", "ماه گذشته"), ("recent", "last", "month")),
+    **dict.fromkeys(("geçen hafta", "الأسبوع الماضي", "בשבוע שעבר", "هفته گذشته"), ("recent", "last", "week")),
+    **dict.fromkeys(("bu yıl", "هذا العام", "العام الجاري", "امسال"), ("recent", "this", "year")),
+    **dict.fromkeys(("dün", "أمس", "الأمس", "אתמול", "دیروز"), ("yesterday", "", "")),
+    **{f"geçen {tr}": ("season", "last", en) for tr, en in (
+        ("yaz", "summer"), ("kış", "winter"), ("ilkbahar", "spring"), ("bahar", "spring"), ("sonbahar", "autumn"))},
+    **{f"{ar} الماضي": ("season", "last", en) for ar, en in (
+        ("الصيف", "summer"), ("الشتاء", "winter"), ("الربيع", "spring"), ("الخريف", "autumn"))},
+}
+PATTERNS["foreign-recent"] = re.compile(
+    rf"(?<!\w)[وب]?(?P<frecent>(?i:{'|'.join(sorted(map(re.escape, FOREIGN_RECENT), key=len, reverse=True))}))(?!\w)"
+)
 # "last summer": a season is no month, so it dates its event to the year (northern seasons).
 SEASON_ENDS = {"spring": 5, "summer": 8, "autumn": 11, "fall": 11, "winter": 2}
 PATTERNS["season"] = re.compile(r"(?<![\w-])(?P<rel>(?i:last|this))\s+(?P<season>(?i:spring|summer|autumn|fall|winter))\b")
 RELATIVE_TO_EVENT = frozenset({"after", "next", "day-after", "same"})
+COUNTED = RELATIVE_TO_EVENT | {"turkish-after", "arabic-after"}  # dates counted from another event
+WRITTEN = frozenset({  # dates written out, that need nothing but the publication date's year
+    "day", "day-first", "iso", "month-year", "month", "foreign-day", "foreign-month", "turkish-month", "arabic-month",
+})
 NOT_THIS_WEEKDAY = frozenset({"next", "every", "each", "coming", "following", "until", "till", "by"})
 SINCE_KINDS = frozenset({"day", "day-first", "iso", "month-year", "year"})  # "since July 2020": when it began
 
@@ -122,6 +158,16 @@ class Mention:
     end: int
     when: FuzzyDate
     reported: bool  # "X came a day after Y": the event is Y, told after the date phrase
+    written: tuple[int, int] | None = None  # where a counted date is then written out ("... on June 13"), if it is
+
+
+@dataclass(frozen=True)
+class Told:
+    """An event told earlier in the article: its sentence and its date, for "a week before the visit"."""
+
+    text: str
+    when: FuzzyDate
+    at: int  # where its date is written in the sentence
 
 
 def _month_number(name: str) -> int:
@@ -191,37 +237,72 @@ def _written_date(match: re.Match[str], kind: str, published: date | None = None
 
 
 def find_mentions(
-    text: str, published: date, anchor: FuzzyDate | None = None, main: FuzzyDate | None = None,
+    text: str, published: date, anchor: FuzzyDate | None = None, told: Sequence[Told] = (),
 ) -> list[Mention]:
     """The dates one sentence mentions, in order, resolved against the publication date and, for
     "two days later" and the like, against the date of the event told before (`anchor`); "a
-    month before the visit" names its event, most often the story's own (`main`, its first)."""
+    month before the visit" names its event, which is looked for among the events `told` so far
+    (the story's own, its first, when none names it).
+
+    A range ("in May and early June") is one event, dated by its start; a date counted from
+    another event and then written out ("came ten days after X raised it on June 13") is one
+    event, dated as written."""
     candidates = sorted(
         ((m.start(), -m.end(), kind, m) for kind, pattern in PATTERNS.items() for m in pattern.finditer(text)),
         key=lambda c: (c[0], c[1]),
     )
     mentions: list[Mention] = []
+    kinds: list[str] = []
     taken = -1
     for start, _, kind, match in candidates:
         if start < taken:
             continue
-        mention = _resolve(text, kind, match, published, anchor, main)
+        mention = _resolve(text, kind, match, published, anchor, told)
         if mention is None:
             continue
         taken = match.end()
-        mentions.append(mention)
-        anchor = mention.when
+        previous = mentions[-1] if mentions else None
+        between = text[previous.end:start] if previous else ""
+        if previous and kind in WRITTEN and kinds[-1] in WRITTEN and RANGE_JOIN.match(between) and (
+                mention.when.precision != "day" and previous.when.precision != "day"):
+            mentions[-1] = replace(previous, end=mention.end)  # "in May and early June": the range's start dates it
+        elif previous and kind == "recent" and kinds[-1] == "month" and not between.strip(" ,"):
+            year = str(mention.when.start.year)  # "in May last year": the month of that year
+            mentions[-1] = replace(previous, end=mention.end, when=parse_fuzzy_date(
+                previous.when.iso.replace(str(previous.when.start.year), year)))
+        elif previous and kind in WRITTEN and kinds[-1] in COUNTED and _restates(between, previous.reported):
+            mentions[-1] = replace(previous, when=mention.when, written=(mention.start, mention.end))
+            kinds[-1] = kind
+        else:
+            mentions.append(mention)
+            kinds.append(kind)
+        anchor = mentions[-1].when
     return mentions
 
 
+RANGE_JOIN = re.compile(r"^\s*(?:and|or|&|to|through|until|till|[-\u2013\u2014]|ve|و)\s*$", re.I)
+CLAUSE_TURN = re.compile(r"[;.]\s|,\s+(?:who|which|when|while|whereas|and|but|although)\b|\b(?:and|but)\s+(?:then|later)\b")
+
+
+def _restates(between: str, reported: bool) -> bool:
+    """Whether a written date right after a counted one ("ten days after X raised it, on June 13";
+    "two days later, on March 9") dates the same event: close by, or, for "X came N after Y",
+    anywhere in Y's clause."""
+    if CLAUSE_TURN.search(between):
+        return False
+    return reported or len(between.split()) <= 3
+
+
 NAMED_EVENT = re.compile(r"\s+(?:the|his|her|their|its)\s+[a-z]")
+NAMED_PHRASE = re.compile(r"\s*(?:(?:the|his|her|their|its)\s+(?:[a-z][\w-]*['\u2019]s\s+)?[a-z][\w-]*|ال\w+)?")
 
 
 def _resolve(
-    text: str, kind: str, match: re.Match[str], published: date, anchor: FuzzyDate | None,
-    main: FuzzyDate | None = None,
+    text: str, kind: str, match: re.Match[str], published: date, anchor: FuzzyDate | None, told: Sequence[Told],
 ) -> Mention | None:
     groups = match.groupdict()
+    main = told[0].when if told else None
+    end = match.end()
     lead = _previous_word(text, match.start())
     reported = False
     when: FuzzyDate | None
@@ -234,7 +315,8 @@ def _resolve(
         if when is None or when.start > published:
             return None
     elif kind in ("day", "day-first", "iso", "month-year", "year-part", "year", "month"):
-        if lead in EXCLUDED_LEADS and not (lead == "since" and kind in SINCE_KINDS and groups.get("year")):
+        if lead in EXCLUDED_LEADS and not (lead == "since" and (kind == "month" or (
+                kind in SINCE_KINDS and groups.get("year")))):
             return None
         if kind == "year" and not (lead in YEAR_LEADS or lead.endswith(("'s", "\u2019s"))):
             return None
@@ -245,23 +327,42 @@ def _resolve(
         explicit = bool(groups.get("year"))
         if when is None or (when.start > published and (not explicit or when.precision == "year")):
             return None
-    elif kind == "turkish-after":  # "iki gün sonra": two days after the event told before
+    elif kind == "foreign-recent":
+        found = (groups.get("frecent") or "").lower()
+        meaning = FOREIGN_RECENT.get(found) or FOREIGN_RECENT.get(groups.get("frecent") or "")
+        if meaning is None:
+            return None
+        english, rel, unit = meaning
+        when = _from_publication(english, {"rel": rel, "unit": unit, "season": unit}, published)
+        if when is None:
+            return None
+    elif kind == "arabic-after" and ARABIC_UNITS[groups.get("aunit") or ""][1] is None and not groups.get("an"):
+        return None  # "بعد أسابيع قليلة": a few weeks, no count
+    elif kind == "arabic-after" and groups.get("adir") == "قبل" and not groups.get("afrom"):  # "قبل يومين": ago
+        amount, unit, _ = _foreign_count(groups, kind)
+        when = _from_publication("ago", {"n": str(amount), "unit": unit}, published)
+        if when is None:
+            return None
+    elif kind in ("turkish-after", "arabic-after"):  # "iki gün sonra", "بعد يومين": two days after
+        amount, unit, sign = _foreign_count(groups, kind)
+        named = _named_event(text[match.end():], told, text[:match.start()])
+        if groups.get("afrom"):  # "بعد ثلاثة أسابيع من الزلزال": the event named is part of the date
+            end = _phrase_end(text, match.end())
+        anchor = _day_anchor(named or anchor, unit, main)
         if anchor is None:
             return None
-        word = (groups.get("tn") or "1").lower()
-        amount = int(word) if word.isdigit() else TURKISH_NUMBERS[word]
-        sign = 1 if groups.get("tdir") == "sonra" else -1
-        when = _shift(anchor, sign * amount, TURKISH_UNITS[groups.get("tunit") or "gün"])
+        when = _shift(anchor, sign * amount, unit)
         if when.start > published:
             return None
     elif kind in RELATIVE_TO_EVENT:
-        if anchor is None:
-            return None
         amount = 0 if kind == "same" else _count(groups.get("n"))
         direction = (groups.get("dir") or "").lower()
-        if kind == "after" and direction in ("after", "before") and main is not None and NAMED_EVENT.match(
-                text[match.end():]):
-            anchor = main
+        if kind == "after" and direction in ("after", "before") and NAMED_EVENT.match(text[match.end():]):
+            anchor = _named_event(text[match.end():], told) or main or anchor
+            end = _phrase_end(text, match.end())
+        anchor = _day_anchor(anchor, groups["unit"], main)
+        if anchor is None:
+            return None
         sign = -1 if direction in ("earlier", "before", "previous", "preceding") else 1
         if direction in ("after", "before") and REPORTED.search(text[:match.start()]):
             sign, reported = -sign, True
@@ -274,13 +375,52 @@ def _resolve(
         when = _from_publication(kind, groups, published)
         if when is None:
             return None
-    return Mention(match.start(), match.end(), when, reported)
+    return Mention(match.start(), end, when, reported)
+
+
+def _phrase_end(text: str, at: int) -> int:
+    """Where "the visit" (or "الزيارة") that a date counted from an event names ends: it is part of the date."""
+    found = NAMED_PHRASE.match(text, at)
+    return found.end() if found else at
+
+
+def _day_anchor(anchor: FuzzyDate | None, unit: str, main: FuzzyDate | None) -> FuzzyDate | None:
+    """What "two days later" counts from: the event told before, unless that one has no day (a
+    digression to "late September") and the story's own event has one; writers count days from days."""
+    if unit in ("day", "week") and main is not None and main.precision == "day" and (
+            anchor is None or anchor.precision != "day"):
+        return main
+    return anchor
+
+
+NAMED_NOUN = re.compile(r"^\s*(?:(?:the|his|her|their|its)\s+(?:\w+\s+)?(?P<en>[a-z]\w{2,})|(?:من\s+)?ال(?P<ar>\w{3,}))", re.I)
+NAMED_NOUN_BEFORE = re.compile(r"(?<!\w)(?P<tr>\w{3,}?)(?:s?[ıiuü]n|n)?(?:den|dan|ten|tan)\s*$", re.I)  # Turkish: "girişinden üç hafta sonra"
+
+
+DEFINITE = re.compile(r"\b(?:the|this|that|these|those|its|their)\s+$")
+
+
+def _named_event(after: str, told: Sequence[Told], before: str = "") -> FuzzyDate | None:
+    """The date of the event "a week before the visit" names: the latest event told before whose
+    sentence has the noun's stem ("visit", "visited"; "الزلزال", "زلزال"; "girişinden", "giriş")."""
+    found = NAMED_NOUN.match(after) or NAMED_NOUN_BEFORE.search(before)
+    if not found or not told:
+        return None
+    noun = next(g for g in found.groups() if g)
+    stem = re.escape(noun.lower()[:max(3, min(len(noun) - 1, 6))])
+    for event in reversed(told):
+        text = event.text.lower()
+        where = [m.start() for m in re.finditer(rf"(?<!\w)(?:و|ب)?{stem}", text) if not DEFINITE.search(text[:m.start()])]
+        if where:  # where the event is told, not where it is referred back to ("The visit follows ...")
+            same = [e for e in told if e.text == event.text]
+            return min(same, key=lambda e: min(abs(e.at - w) for w in where)).when
+    return None
 
 
 def _month_alone(groups: dict[str, str | None], lead: str, published: date) -> FuzzyDate | None:
     """"in May", "in late May", "last May": the latest such month (before this one, for "last")."""
     relative = (groups.get("rel") or "").lower()
-    if not (relative or groups.get("part") or lead in ("in", "during")):
+    if not (relative or groups.get("part") or lead in ("in", "during", "since")):
         return None
     month = _month_number(groups["month"] or "")
     if relative == "last":
@@ -366,6 +506,18 @@ def _foreign_relative(groups: dict[str, str | None], kind: str, published: date)
         published.year if month <= published.month else published.year - 1)
     part = ARABIC_PARTS.get(groups.get("apart") or "") or TURKISH_PARTS.get((groups.get("tpart") or "").lower(), "")
     return _month(year, month, part)
+
+
+def _foreign_count(groups: dict[str, str | None], kind: str) -> tuple[int, str, int]:
+    """How many of which unit, and which way, "iki gün sonra" or "بعد ثلاثة أسابيع" counts."""
+    if kind == "turkish-after":
+        word = (groups.get("tn") or "1").lower()
+        amount = int(word) if word.isdigit() else TURKISH_NUMBERS[word]
+        return amount, TURKISH_UNITS[groups.get("tunit") or "gün"], 1 if groups.get("tdir") == "sonra" else -1
+    unit, implied = ARABIC_UNITS[groups.get("aunit") or "يوم"]
+    written = (groups.get("an") or "").translate(DIGITS)
+    amount = int(written) if written.isdigit() else ARABIC_NUMBERS.get(written, implied or 1)
+    return amount, unit, 1 if groups.get("adir") == "بعد" else -1
 
 
 def _count(number: str | None) -> int:

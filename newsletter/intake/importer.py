@@ -21,10 +21,10 @@ import yaml
 
 from . import drafts
 from .article import (
-    Article, Link, Sentence, article_of, date_in_url, fetch, one_line, read_document, split_sentences, words_of,
+    Article, EmbeddedPost, Link, Sentence, article_of, date_in_url, fetch, one_line, read_document, split_sentences, words_of,
 )
-from ..inputs.content import FuzzyDate, KeyPoint, Source, load_library
-from .dating import Mention, find_mentions
+from ..inputs.content import FuzzyDate, KeyPoint, Source, load_library, parse_fuzzy_date
+from .dating import Mention, Told, find_mentions
 from ..errors import NewsletterError, UsageError, display_path
 
 TAGS = ("imported",)
@@ -58,24 +58,35 @@ CONTINUES = re.compile(
     r"^(?:This|These|That|Those|Such|It|Its|They|Their|He|His|She|Her|During|Afterwards|Both|"
     r"For\s+(?:his|her|its|their)\s+part|In\s+response|The\s+two)\b"
 )
+TURNS = re.compile(  # a sentence that leaves the event it follows for another
+    r"^(?:Separately|Meanwhile|Elsewhere|However|But|Yet|Still|In\s+other|On\s+the\s+other|Unrelated|Earlier|Later|"
+    r"Previously|Before\s+that|Since\s+then|Also)\b"
+)
 REFERS_BACK = re.compile(r"\b(?:this|these)\s+(?!(?:year|month|week)\b)[a-z]")
 NAME = re.compile(r"\b([A-Z][a-z\u00e0-\u00ff]{2,})(?:['\u2019]s)?\b")
 
 
-def extract_events(sentences: Sequence[Sentence], published: date) -> list[Event]:
-    """Every dated event the sentences mention, in the order they are told."""
+def extract_events(sentences: Sequence[Sentence], published: date, posts: Sequence[EmbeddedPost] = ()) -> list[Event]:
+    """Every dated event the sentences mention, in the order they are told. A sentence with no
+    date of its own that introduces an embedded post ("X welcomed it on Twitter") is dated by
+    the post's timestamp."""
     names = _names(sentences)
     counts = Counter(name for found in names for name in found)
     rare = {name for name, count in counts.items() if count <= 2}
     events: list[Event] = []
     anchor: FuzzyDate | None = None
-    main: FuzzyDate | None = None  # the story's first dated event, which later ones often count from
+    told: list[Told] = []  # the events told so far, which later ones count from ("a week before the visit")
     for index, sentence in enumerate(sentences):
-        mentions = find_mentions(sentence.text, published, anchor, main) if complete(sentence) else []
+        mentions = find_mentions(sentence.text, published, anchor, told) if complete(sentence) else []
+        if not mentions and complete(sentence):
+            mentions = [
+                Mention(0, 0, parse_fuzzy_date(post.posted.isoformat()), False) for post in posts
+                if post.after.endswith(sentence.text) and post.posted <= published
+            ][:1]
         if not mentions:
             continue
         anchor = mentions[-1].when
-        main = main or mentions[0].when
+        told += [Told(sentence.text, m.when, m.start) for m in mentions]
         following = _continuation(sentences, index, names, rare & names[index], published, anchor)
         by_date: dict[str, list[Mention]] = {}
         for mention in mentions:
@@ -83,8 +94,12 @@ def extract_events(sentences: Sequence[Sentence], published: date) -> list[Event
         for when, same in by_date.items():
             own = _links_near(sentence, same, mentions)
             extra = tuple(k for s in following for k in s.links) if same[-1] is mentions[-1] else ()
+            extra += tuple(
+                Link(post.url, post.url, 0, 0) for post in posts for s in (sentence, *following)
+                if post.url and post.after.endswith(s.text) and (s is not sentence or same[-1] is mentions[-1])
+            )
             events.append(Event(
-                date=when, title=event_title(sentence.text, same[0]),
+                date=when, title=event_title(sentence.text, same[0], mentions),
                 summary=" ".join(markdown_of(s) for s in (sentence, *following)),
                 links=_unique(own + extra), sentence=index,
             ))
@@ -113,14 +128,17 @@ def _continuation(
     anchor: FuzzyDate,
 ) -> list[Sentence]:
     """The sentences right after an event's that go on telling it (and carry no date of their own):
-    "During the visit, ...", "This drone presence ...", or ones naming a rare name of the event's.
+    the next one in its paragraph unless it turns away ("Separately, ..."), "During the visit, ...",
+    "This drone presence ...", or ones naming a rare name of the event's.
     The telling may go on into the next paragraph, from its first sentence."""
     following: list[Sentence] = []
     for position in range(index + 1, len(sentences)):
         sentence = sentences[position]
         if find_mentions(sentence.text, published, anchor):
             break
-        if not (CONTINUES.match(sentence.text) or REFERS_BACK.search(sentence.text) or rare & names[position]):
+        next_in_paragraph = position == index + 1 and sentence.paragraph == sentences[index].paragraph
+        if not (CONTINUES.match(sentence.text) or REFERS_BACK.search(sentence.text) or rare & names[position]
+                or (next_in_paragraph and not TURNS.match(sentence.text))):
             break
         following.append(sentence)
     return following
@@ -167,31 +185,48 @@ TRAILING_WORDS = re.compile(
 ASIDES = re.compile(r"\s*\([^()]*\)|\s*\u2014[^\u2014]*\u2014\s*|\s*\[[^\]]*\]")
 
 
-def event_title(text: str, mention: Mention) -> str:
-    """A short plain title: the clause that holds the date, without the date; what follows the date
-    when the date opens its clause; for "X came a day after Y", Y."""
-    before = re.sub(r"\b(?:on|in|during|of|at)\s*$", "", text[:mention.start], flags=re.I)
-    after = text[mention.end:]
-    cut = max(before.rfind(", "), before.rfind("; "), before.rfind(": "))
+INTRODUCTORY = re.compile(r"(?:in|on|at|during|after|before|following|according|with|for|by|from|since|as)\b", re.I)
+DATE_LEAD = re.compile(r"\s*(?:\b(?:on|in|during|of|at|since|by)|(?<!\w)(?:في|يوم|منذ))?\s*$", re.I)
+PHRASE_STARTS = frozenset("for in with as of on at by from after before while which who amid over near".split())
+TURKISH_LETTERS = re.compile("[\u011f\u015f\u0131\u0130\u011e\u015e]")
+
+
+def event_title(text: str, mention: Mention, others: Sequence[Mention] = ()) -> str:
+    """A short plain title: the clause that holds the date, without the date (nor any other date);
+    what follows the date when the date opens its clause; for "X came a day after Y", Y."""
+    spans = [(m.start, m.end) for m in others if m.end <= mention.start or m.start >= mention.end]
+    for start, end in sorted(spans + ([mention.written] if mention.written else []), reverse=True):
+        lead = DATE_LEAD.search(text[:start])  # other dates out, with their "on"
+        start = lead.start() if lead else start
+        text = text[:start] + " " * (end - start) + text[end:]
+    before = DATE_LEAD.sub("", text[:mention.start])
+    after = re.sub(r"^['\u2019][^\W\d_]+", "", text[mention.end:])  # Turkish: "15 Kasım'da", the case ending
+    cut = max(before.rfind(", "), before.rfind("; "), before.rfind(": "), before.rfind("\u060c "))
     head = before[cut + 1:] if cut >= 0 else before
-    tail = re.split(r"[;:]\s|,\s+(?:and|but|while|as|which|who)\b", after)[0]
+    tail = re.split(r"[;:\u061b]\s|[,\u060c]\s+(?:and|but|while|as|which|who)\b", after)[0]
     relative = re.match(r"\s*(?:which|who)\s+", head)
     antecedent = re.search(r"\b(?:the|a|an|its|their)\s+(?:\S+\s+){0,3}\S+$", before[:cut]) if cut >= 0 else None
     head = _with_subject(head, before[:cut]) if cut >= 0 and not relative else head
-    if mention.reported or len(words_of(LEADING_WORDS.sub("", head.strip(" ,")))) < 3:
+    opens_clause = not LEADING_WORDS.sub("", head.strip(" ,")).strip()  # "On Thursday, police ...", "In May police ..."
+    introduces = re.match(r"\s*[,\u060c]", after) is not None and (  # "In a statement on Monday, the ministry ..."
+        INTRODUCTORY.match(head.strip(" ,")) is not None or len(words_of(head)) < 3)
+    if mention.reported or opens_clause or introduces:
         candidate = after
     elif relative and antecedent:
         candidate = f"{antecedent.group()} {head[relative.end():]} {tail}"
     else:
         candidate = f"{head} {tail}"
-    phrase = " ".join(ASIDES.sub(" ", candidate).replace("\u2014", " ").split())
-    phrase = LEADING_WORDS.sub("", phrase.strip(" ,;:.")).strip(" ,;:")
-    words = re.split(r"[,;:]\s", phrase)[0].split()
-    if len(words) < 5:
+    phrase = re.sub(r"\s+([,\u060c])", r"\1", " ".join(ASIDES.sub(" ", candidate).replace("\u2014", " ").split()))
+    phrase = LEADING_WORDS.sub("", phrase.strip(" ,;:.\u060c")).strip(" ,;:\u060c")
+    words = re.split(r"[,;:\u060c]\s", phrase)[0].split()
+    if len(words) < 4:
         words = phrase.replace(", ", " ").split()
-    if len(words) > TITLE_WORDS + 4:
-        words = words[:TITLE_WORDS]
+    if len(words) > TITLE_WORDS + 4:  # cut before the last phrase that would not fit whole
+        breaks = [i for i in range(8, TITLE_WORDS + 3) if words[i].lower() in PHRASE_STARTS]
+        words = words[:breaks[-1] if breaks else TITLE_WORDS]
     title = TRAILING_WORDS.sub("", " ".join(words)).strip(" ,;:.\u2014-")
+    if title[:1] == "i" and TURKISH_LETTERS.search(title):
+        title = "\u0130" + title[1:]
     return one_line(title[:1].upper() + title[1:]) if title else "Dated event"
 
 
@@ -460,7 +495,7 @@ def import_article(
     known = drafts.known_urls(content, library.timeline)
     written: list[Path] = []
     skipped: list[str] = []
-    for event, sources in _merged(extract_events(sentences, published), cite):
+    for event, sources in _merged(extract_events(sentences, published, article.posts), cite):
         urls = {drafts.normalize_url(s.url) for s in sources}
         if not sources:
             skipped.append(f"{event.date} {event.title}: no link supports it (import the article from its URL to cite it)")
