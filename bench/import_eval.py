@@ -1,12 +1,13 @@
 """How well `newsletter import` finds articles' dated events and their links, beside gold lists made by hand.
 
-    python bench/import_eval.py [--set tests/data/import_eval/held_out] [--seed PATH] [--verbose]
+    python bench/import_eval.py [--set tests/data/import_eval/final] [--seed PATH] [--verbose]
 
 Two kinds of material, each with a reference written by reading the articles, before the
 importer ran on them:
 
-- `--set DIR`: an evaluation set (tests/data/import_eval/: `dev/` is what the importer was
-  tuned on, `held_out/` what it never saw), each article beside its `NAME.gold.yaml` (its
+- `--set DIR`: an evaluation set (tests/data/import_eval/: `dev/`, `held_out/` and `fresh/`
+  are what the importer was tuned on, in that order, each after it had been measured once;
+  `final/` what it never saw), each article beside its `NAME.gold.yaml` (its
   address, publication date and dated events with their links). An article whose gold list
   gives no publication date must be refused with a line asking for --published; it is
   counted apart, and its events are not scored.

@@ -12,6 +12,7 @@ import pytest
 from newsletter.errors import UsageError
 from newsletter.intake import drafts
 from newsletter.intake.article import article_of, date_in_url, read_document, split_sentences
+from newsletter.inputs.content import parse_fuzzy_date
 from newsletter.intake.dating import find_mentions
 from newsletter.intake.importer import extract_events, import_article
 
@@ -277,3 +278,64 @@ def test_turkish_and_arabic_sentences_are_told_apart() -> None:
 ])
 def test_titles_are_the_clause_without_its_dates(text: str, title: str) -> None:
     assert events_of(text, date(2022, 11, 17))[-1][1] == title
+
+
+# --- third round (measured on fresh/'s misses) ---------------------------------------------------
+
+
+@pytest.mark.parametrize("text, anchor, found", [
+    ("Hackers breached the servers on 14.06.2022, the council said.", None, ["2022-06-14"]),
+    ("تعرضت شركة إسرائيلية لهجوم إلكتروني في 12/10/2022.", None, ["2022-10-12"]),
+    ("The US embassy said it happened on 06/14/2022.", None, ["2022-06-14"]),  # only a month can be first
+    ("His villas were photographed between 5 and 9 August, police said.", None, ["2021-08-05"]),
+    ("The forum was held in Tel Aviv from 3 to 5 June 2022.", None, ["2022-06-03"]),
+    ("Forum 3-5 Haziran tarihleri arasında Tel Aviv'de düzenlendi.", None, ["2022-06-03"]),
+    ('"Ankara told us on the 12th," a spokesman said.', "2022-06", ["2022-06-12"]),
+    ("On the 24th of last month, defence officials met in Ankara.", None, ["2022-05-24"]),
+    ("The deployment was widened in the spring, after smuggling flights.", None, ["2022"]),
+    ("Envoys are expected to take up their posts in the autumn.", None, []),  # not over yet: maybe to come
+    ("Aynı grup 2021 baharında bir su şirketine sızdı.", None, ["2021"]),
+    ("وقبل ذلك بيومين، حذر المتحدث أنقرة.", "2022-06-18", ["2022-06-16"]),
+    ("ويتبادل البلدان المعلومات منذ أغسطس (آب) الماضي.", None, ["2021-08"]),
+    ("Haftanın haberleri her cuma e-posta kutunuzda.", None, []),  # every Friday: a schedule
+])
+def test_numeric_dates_day_ranges_days_of_the_month_and_seasons(text: str, anchor: str | None, found: list[str]) -> None:
+    before = parse_fuzzy_date(anchor) if anchor else None
+    assert [m.when.iso for m in find_mentions(text, FRIDAY, before)] == found
+
+
+def test_a_weekday_named_again_as_a_possessive_is_the_same_event() -> None:
+    text = ("Jets shot down a drone over Igdir on Sunday, the ministry said. "
+            "Tehran has not commented on Sunday's incident.")
+    assert [d for d, _, _ in events_of(text)] == ["2022-06-19"]
+
+
+def test_a_dateline_dates_a_page_before_a_date_guessed_from_its_related_links() -> None:
+    page = """<!doctype html><html><head><title>Iranian held | Outlet</title></head><body><article>
+<h1>Iranian held in the north over surveillance of Israeli businessmen</h1>
+<p><span class="dateline">NICOSIA, 16.08.2022 &ndash;</span> An Iranian national was detained outside a casino on Sunday
+on suspicion of spying on Israeli businessmen who live in the north, police said on the island.</p>
+<p>A court remanded the 41-year-old in custody for eight days on Monday, his lawyer said after the hearing.</p>
+<p>The suspect had flown in from Istanbul on August 2 and rented a car with a forged passport, police said.</p>
+</article><aside><ul><li><a href="/north">Israeli buyers flock to north</a> <span class="date">08.06.2022</span></li></ul>
+</aside></body></html>"""
+    article = article_of(read_document(page, "html"))
+    assert article.published == date(2022, 8, 16)
+    assert [d for d, _, _ in events_of(page, article.published, "html")] == ["2022-08-14", "2022-08-15", "2022-08-02"]
+
+
+def test_a_post_pasted_into_markdown_dates_the_line_that_introduces_it() -> None:
+    text = ("Israel's Foreign Ministry welcomed the arrests in a post on Twitter:\n\n"
+            '<blockquote class="twitter-tweet"><p>Thank you.</p>&mdash; MFA (@mfa) '
+            '<a href="https://twitter.com/mfa/status/1666765542523446617">June 8, 2023</a></blockquote>\n\n'
+            "Police declined to comment on the case when asked about it later.")
+    assert events_of(text, date(2023, 6, 12)) == [
+        ("2023-06-08", "Israel's Foreign Ministry welcomed the arrests in a post on Twitter",
+         ["https://twitter.com/mfa/status/1666765542523446617"])]
+
+
+def test_a_sentence_that_ends_with_its_link_is_complete() -> None:
+    text = ("On June 20, defence officials met in Ankara for talks on drones, Anadolu reported at "
+            "https://www.aa.com.tr/en/turkiye/defence-officials-meet/2718840")
+    assert events_of(text) == [("2022-06-20", "Defence officials met in Ankara for talks on drones",
+                                ["https://www.aa.com.tr/en/turkiye/defence-officials-meet/2718840"])]

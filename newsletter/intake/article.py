@@ -76,6 +76,7 @@ class Document:
     title: str | None = None
     authors: tuple[str, ...] = ()
     published: date | None = None  # from metadata (meta tags, JSON-LD, <time>, front matter)
+    guessed: date | None = None  # htmldate's reading of the rest of the markup: after a dateline or the address
     url: str | None = None  # its canonical address
     description: str | None = None
     language: str | None = None
@@ -97,6 +98,7 @@ class Article:
     dek: str
     authors: tuple[Author, ...]
     published: date | None
+    guessed: date | None  # from markup that does not say it is the publication date (htmldate)
     url: str | None
     language: str | None
     body: tuple[Paragraph, ...]
@@ -300,12 +302,12 @@ def _read_html(text: str, url: str | None) -> Document:
         meta.get("article:published_time") or meta.get("datepublished") or meta.get("og:published_time")
         or meta.get("date") or meta.get("pubdate") or meta.get("publishdate") or meta.get("dc.date")
         or meta.get("dc.date.issued") or meta.get("dcterms.created") or str(ld.get("published", ""))
-        or _first_time(main) or _first_time(root) or _marked_up_date(text, url)
+        or _first_time(main) or _first_time(root)
     )
     language = (root.get("lang") or "").strip() or None
     return Document(
         tuple(_joined(paragraphs)), title=title, authors=tuple(a for a in authors if a), published=published,
-        url=canonical or url, description=meta.get("description") or meta.get("og:description"), language=language,
+        guessed=None if published else _iso_day(_marked_up_date(text, url)), url=canonical or url, description=meta.get("description") or meta.get("og:description"), language=language,
         posts=tuple(_embedded_posts(root, base)),
     )
 
@@ -321,12 +323,18 @@ def _embedded_posts(root: lxml_html.HtmlElement, base: str | None) -> Iterator[E
     for element in root.iter():
         if not set((element.get("class") or "").split()) & set(EMBEDS):
             continue
-        stamped = [(date_line(_text(a)), a.get("href")) for a in element.iterfind(".//a")] + [
-            (_iso_day(t.get("datetime")), None) for t in element.iterfind(".//time")]
-        posted, url = next(((d, u) for d, u in reversed(stamped) if d is not None), (None, None))
         before = next((e for e in element.itersiblings(preceding=True) if isinstance(e.tag, str) and e.tag == "p"), None)
-        if posted is not None and before is not None:
-            yield EmbeddedPost(" ".join(_text(before).split()), posted, _resolve_url(url, base))
+        post = _post_after(" ".join(_text(before).split()), element, base) if before is not None else None
+        if post is not None:
+            yield post
+
+
+def _post_after(text: str, element: lxml_html.HtmlElement, base: str | None) -> EmbeddedPost | None:
+    """The embedded post `element` as following the paragraph `text`, if it says when it was posted."""
+    stamped = [(date_line(_text(a)), a.get("href")) for a in element.iterfind(".//a")] + [
+        (_iso_day(t.get("datetime")), None) for t in element.iterfind(".//time")]
+    posted, url = next(((d, u) for d, u in reversed(stamped) if d is not None), (None, None))
+    return EmbeddedPost(text, posted, _resolve_url(url, base)) if posted is not None else None
 
 
 def _main_text(root: lxml_html.HtmlElement, url: str | None) -> lxml_html.HtmlElement | None:
@@ -507,10 +515,20 @@ def _read_markdown(text: str, url: str | None) -> Document:
     canonical = _resolve_url(str(front.get("url") or front.get("canonical") or front.get("source") or ""), url)
     base = url or canonical
     paragraphs: list[Paragraph | None] = []
+    posts: list[EmbeddedPost] = []
     heading = False
     for token in _markdown.parse(repair_links(text)):
         if token.type.endswith("_open"):
             heading = token.type == "heading_open"
+        elif token.type == "html_block" and paragraphs and paragraphs[-1] is not None:  # a post pasted as HTML
+            try:
+                block = lxml_html.fragment_fromstring(token.content, create_parent="div")
+            except (etree.ParserError, ValueError):
+                continue
+            for element in block.iter():
+                if set((element.get("class") or "").split()) & set(EMBEDS):
+                    post = _post_after(paragraphs[-1].text, element, base)
+                    posts += [post] if post is not None else []
         elif token.type == "inline":
             line = _Line()
             _markdown_inline(token.children or [], line, base)
@@ -527,7 +545,7 @@ def _read_markdown(text: str, url: str | None) -> Document:
         published=published if isinstance(published, date) else _iso_day(str(published or "")),
         url=canonical or url,
         description=str(front.get("description") or front.get("dek") or front.get("summary") or "") or None,
-        language=str(front["language"]) if front.get("language") else None,
+        language=str(front["language"]) if front.get("language") else None, posts=tuple(posts),
     )
 
 
@@ -675,12 +693,13 @@ def article_of(document: Document) -> Article:
             continue
         if EDITORS_NOTE.match(text):
             continue
-        if _is_heading(paragraph):
+        introduces_post = text.endswith(":") and any(post.after == text for post in document.posts)
+        if _is_heading(paragraph) and not introduces_post:
             if END_SECTIONS.match(text.rstrip(":")):
                 break
             section = "skip" if SKIP_SECTIONS.match(text.rstrip(":")) else "body"
             continue
-        if section == "body" and _is_prose(paragraph) and not BOILERPLATE.search(text):
+        if section == "body" and (_is_prose(paragraph) or introduces_post) and not BOILERPLATE.search(text):
             paragraph = _without_label(paragraph)
             paragraph, filed = _without_dateline(paragraph)
             published = published or filed
@@ -691,7 +710,7 @@ def article_of(document: Document) -> Article:
     dek = _first_sentence(document.description) if document.description else first
     authors = tuple(Author(one_line(n), one_line(_bio(n, document.paragraphs) or NO_BIO)) for n in dict.fromkeys(names))
     return Article(
-        title=one_line(title or first), dek=one_line(dek), authors=authors, published=published,
+        title=one_line(title or first), dek=one_line(dek), authors=authors, published=published, guessed=document.guessed,
         url=document.url, language=document.language, body=tuple(body), posts=document.posts,
     )
 

@@ -37,8 +37,22 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "day": re.compile(
         rf"(?<![\w-])(?:(?:{WEEKDAY}),?\s+)?{MONTH}\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?(?![\d:])(?:,?\s+{YEAR})?"
     ),
+    # "between 5 and 9 August", "from 22 to 24 November 2022", "August 5-9": one event, from its first day
+    "day-range": re.compile(
+        rf"(?<![\w,.$-])(?:(?i:between|from)\s+)?(?:(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s*(?:and|to|until|[-\u2013])\s*"
+        rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}|{MONTH.replace('month>', 'month2>')}\s+(?P<day2>\d{{1,2}})\s*"
+        rf"(?:and|to|until|[-\u2013])\s*\d{{1,2}}(?![\d:]))(?:,?\s+{YEAR})?"
+    ),
+    # "on the 12th": a day of the month the story is in
+    "ordinal": re.compile(
+        r"(?<![\w-])(?i:on\s+the)\s+(?P<day>[123]?\d)(?:st|nd|rd|th)\b(?:\s+of\s+(?P<rel>(?i:last|this|the))\s+month\b)?"
+        r"(?!\s+(?:of\s+)?[A-Z])"
+    ),
     "day-first": re.compile(rf"(?<![\w,.$-])(?P<day>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{MONTH}(?:,?\s+{YEAR})?"),
     "iso": re.compile(r"(?<![\w/-])(?P<year>(?:1[89]|20)\d\d)-(?P<mm>[01]\d)-(?P<dd>[0-3]\d)(?![\w/])"),
+    # 14.06.2022, 14/06/2022: day first, as written wherever the threat is reported (a US month
+    # first shows itself only when the day could not be a month: 06/14/2022)
+    "numeric": re.compile(r"(?<![\w./-])(?P<dd>[0-3]?\d)(?P<sep>[./])(?P<mm>[01]?\d)(?P=sep)(?P<year>(?:19|20)\d\d)(?![\w/]|\.\d)"),
     "month-year": re.compile(rf"(?<![\w-]){PART}{MONTH},?\s+(?:of\s+)?{YEAR}"),
     "month": re.compile(rf"(?<![\w-])(?:(?P<rel>(?i:last|this|earlier\s+this|later\s+this))\s+)?{PART}{MONTH}(?![\s,]+\d)"),
     "year-part": re.compile(
@@ -76,7 +90,7 @@ DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "012345678901
 _FOREIGN = "|".join(sorted(map(re.escape, FOREIGN_MONTHS), key=len, reverse=True))
 _DIGIT = r"[0-9\u0660-\u0669\u06f0-\u06f9]"
 PATTERNS["foreign-day"] = re.compile(
-    rf"(?<!\w)(?P<day>{_DIGIT}{{1,2}})\.?\s+(?:ב-?|ב)?(?P<fmonth>(?i:{_FOREIGN}))(?!\w)(?:\s+(?P<fyear>{_DIGIT}{{4}}))?"
+    rf"(?<!\w)(?P<day>{_DIGIT}{{1,2}})(?:\s*[-\u2013]\s*{_DIGIT}{{1,2}})?\.?\s+(?:ב-?|ב)?(?P<fmonth>(?i:{_FOREIGN}))(?!\w)(?:\s+(?P<fyear>{_DIGIT}{{4}}))?"
 )
 PATTERNS["foreign-month"] = re.compile(rf"(?<![\w\d])(?:ב-?|ב)?(?P<fmonth>(?i:{_FOREIGN}))\s+(?P<fyear>{_DIGIT}{{4}})(?!\d)")
 PATTERNS["weekday-bare"] = re.compile(
@@ -88,7 +102,9 @@ TURKISH_PARTS = {"başında": "early", "başlarında": "early", "ortasında": "m
 PATTERNS["turkish-month"] = re.compile(
     rf"(?<!\w)(?P<fmonth>(?i:{_TURKISH_MONTHS}))(?:\s+(?P<fyear>{_DIGIT}{{4}}))?\s+(?P<tpart>{'|'.join(TURKISH_PARTS)})(?!\w)"
 )
-PATTERNS["turkish-year"] = re.compile(r"(?<!\w)(?P<fyear>(?:19|20)\d\d)\s+yılında(?!\w)")
+PATTERNS["turkish-year"] = re.compile(
+    r"(?<!\w)(?P<fyear>(?:19|20)\d\d)\s+(?:yılında|(?:ilk|son)?baharında|yazında|kışında|yılının\s+\w+)(?!\w)"
+)
 # Weekdays in Turkish and Arabic, Monday first, as they are written before a day's events.
 FOREIGN_WEEKDAYS = {
     **{name: n for n, name in enumerate("pazartesi salı çarşamba perşembe cuma cumartesi pazar".split())},
@@ -96,7 +112,7 @@ FOREIGN_WEEKDAYS = {
 }
 _FOREIGN_WEEKDAY = "|".join(sorted(map(re.escape, FOREIGN_WEEKDAYS), key=len, reverse=True))
 PATTERNS["foreign-weekday"] = re.compile(
-    rf"(?<!\w)(?:(?P<last>(?i:geçen))\s+|يوم\s+)?(?P<fweekday>(?i:{_FOREIGN_WEEKDAY}))(?:\s+(?i:günü))?(?!\w)"
+    rf"(?<!\w)(?<!\bher\s)(?<!كل\s)(?:(?P<last>(?i:geçen))\s+|يوم\s+)?(?P<fweekday>(?i:{_FOREIGN_WEEKDAY}))(?:\s+(?i:günü))?(?!\w)"
 )
 ARABIC_PARTS = {"أوائل": "early", "مطلع": "early", "بداية": "early", "أول": "early", "منتصف": "mid",
                 "أواسط": "mid", "أواخر": "late", "نهاية": "late", "آخر": "late"}
@@ -107,6 +123,9 @@ TURKISH_NUMBERS = {w: n for n, w in enumerate("bir iki üç dört beş altı yed
 TURKISH_UNITS = {"gün": "day", "hafta": "week", "ay": "month", "yıl": "year"}
 PATTERNS["turkish-after"] = re.compile(
     rf"(?<!\w)(?P<tn>(?i:{'|'.join(TURKISH_NUMBERS)})|\d{{1,2}})\s+(?P<tunit>gün|hafta|ay|yıl)\s+(?P<tdir>sonra|önce)(?!\w)"
+)
+PATTERNS["arabic-last-month"] = re.compile(  # "أغسطس (آب) الماضي": last August
+    rf"(?<!\w)(?P<fmonth>{_FOREIGN})(?:\s*\([^()]{{2,15}}\))?\s+الماضي(?!\w)"
 )
 PATTERNS["arabic-year"] = re.compile(rf"(?<!\w)(?:عام|سنة|العام)\s+(?P<fyear>{_DIGIT}{{4}})(?!\d)")
 ARABIC_NUMBERS = {w: n for n, words in enumerate((
@@ -121,7 +140,7 @@ ARABIC_UNITS = {  # the unit in its singular, dual and plural forms: (unit, coun
     **dict.fromkeys(("أعوام", "سنوات"), ("year", None)),
 }
 PATTERNS["arabic-after"] = re.compile(  # "بعد ثلاثة أسابيع من الزلزال", "وقبل أسبوع من الزيارة", "قبل يومين" (ago)
-    rf"(?<!\w)[وف]?(?P<adir>قبل|بعد)\s+(?:(?P<an>{'|'.join(ARABIC_NUMBERS)}|{_DIGIT}{{1,2}})\s+)?"
+    rf"(?<!\w)[وف]?(?P<adir>قبل|بعد)\s+(?:(?P<athat>ذلك)\s+ب)?(?:(?P<an>{'|'.join(ARABIC_NUMBERS)}|{_DIGIT}{{1,2}})\s+)?"
     rf"(?P<aunit>{'|'.join(sorted(ARABIC_UNITS, key=len, reverse=True))})(?!\w)(?P<afrom>\s+من)?"
 )
 # "last year", "yesterday", "last summer" in Turkish, Arabic, Hebrew and Persian, as their English twins.
@@ -142,14 +161,16 @@ PATTERNS["foreign-recent"] = re.compile(
 )
 # "last summer": a season is no month, so it dates its event to the year (northern seasons).
 SEASON_ENDS = {"spring": 5, "summer": 8, "autumn": 11, "fall": 11, "winter": 2}
-PATTERNS["season"] = re.compile(r"(?<![\w-])(?P<rel>(?i:last|this))\s+(?P<season>(?i:spring|summer|autumn|fall|winter))\b")
+PATTERNS["season"] = re.compile(
+    r"(?<![\w-])(?P<rel>(?i:last|this|in\s+the))\s+(?P<season>(?i:spring|summer|autumn|fall|winter))\b(?!\s+of\b)"
+)
 RELATIVE_TO_EVENT = frozenset({"after", "next", "day-after", "same"})
 COUNTED = RELATIVE_TO_EVENT | {"turkish-after", "arabic-after"}  # dates counted from another event
 WRITTEN = frozenset({  # dates written out, that need nothing but the publication date's year
-    "day", "day-first", "iso", "month-year", "month", "foreign-day", "foreign-month", "turkish-month", "arabic-month",
+    "day", "day-first", "day-range", "iso", "numeric", "month-year", "month", "foreign-day", "foreign-month", "turkish-month", "arabic-month",
 })
 NOT_THIS_WEEKDAY = frozenset({"next", "every", "each", "coming", "following", "until", "till", "by"})
-SINCE_KINDS = frozenset({"day", "day-first", "iso", "month-year", "year"})  # "since July 2020": when it began
+SINCE_KINDS = frozenset({"day", "day-first", "day-range", "iso", "numeric", "month-year", "year"})  # "since July 2020": when it began
 
 
 @dataclass(frozen=True)
@@ -205,7 +226,7 @@ def _previous_word(text: str, start: int) -> str:
 def date_line(text: str) -> date | None:
     """The date of a line that is only a date ("Jul 26, 2022", "Published 2022-07-26"), else None."""
     rest = re.sub(r"^(?i:published|updated|posted|date|on)[:\s]+", "", text.strip())
-    for kind in ("day", "day-first", "iso"):
+    for kind in ("day", "day-first", "iso", "numeric"):
         match = PATTERNS[kind].match(rest)
         if match and match.groupdict().get("year") and len(rest[match.end():].split()) <= 3:
             when = _written_date(match, kind)
@@ -220,8 +241,15 @@ def _written_date(match: re.Match[str], kind: str, published: date | None = None
     try:
         if kind == "iso":
             return _day(date(int(groups["year"]), int(groups["mm"]), int(groups["dd"])))
-        if kind in ("day", "day-first"):
-            month, day = _month_number(groups["month"]), int(groups["day"])
+        if kind == "numeric":
+            day, month = int(groups["dd"]), int(groups["mm"])
+            if month > 12 >= day:
+                day, month = month, day
+            return _day(date(int(groups["year"]), month, day))
+        if kind == "day-range" and groups.get("month2"):
+            groups = {**groups, "month": groups["month2"], "day": groups["day2"]}
+        if kind in ("day", "day-first", "day-range"):
+            month, day = _month_number(groups["month"] or ""), int(groups["day"] or "0")
             if year is None:
                 if published is None:
                     return None
@@ -306,7 +334,7 @@ def _resolve(
     lead = _previous_word(text, match.start())
     reported = False
     when: FuzzyDate | None
-    if kind in ("turkish-month", "turkish-year", "foreign-weekday", "arabic-month", "arabic-year"):
+    if kind in ("turkish-month", "turkish-year", "foreign-weekday", "arabic-month", "arabic-year", "arabic-last-month"):
         when = _foreign_relative(groups, kind, published)
         if when is None or when.start > published:
             return None
@@ -314,7 +342,7 @@ def _resolve(
         when = _foreign(groups, kind, published)
         if when is None or when.start > published:
             return None
-    elif kind in ("day", "day-first", "iso", "month-year", "year-part", "year", "month"):
+    elif kind in ("day", "day-first", "day-range", "iso", "numeric", "month-year", "year-part", "year", "month"):
         if lead in EXCLUDED_LEADS and not (lead == "since" and (kind == "month" or (
                 kind in SINCE_KINDS and groups.get("year")))):
             return None
@@ -327,6 +355,14 @@ def _resolve(
         explicit = bool(groups.get("year"))
         if when is None or (when.start > published and (not explicit or when.precision == "year")):
             return None
+    elif kind == "ordinal":  # "on the 12th": in the month of the event told before, else of publication
+        if (groups.get("rel") or "").lower() == "last":
+            anchor = _month(published.year, published.month - 1)
+        elif groups.get("rel"):
+            anchor = None
+        when = _day_of_month(int(groups["day"] or "0"), anchor, published)
+        if when is None:
+            return None
     elif kind == "foreign-recent":
         found = (groups.get("frecent") or "").lower()
         meaning = FOREIGN_RECENT.get(found) or FOREIGN_RECENT.get(groups.get("frecent") or "")
@@ -338,7 +374,8 @@ def _resolve(
             return None
     elif kind == "arabic-after" and ARABIC_UNITS[groups.get("aunit") or ""][1] is None and not groups.get("an"):
         return None  # "بعد أسابيع قليلة": a few weeks, no count
-    elif kind == "arabic-after" and groups.get("adir") == "قبل" and not groups.get("afrom"):  # "قبل يومين": ago
+    elif kind == "arabic-after" and groups.get("adir") == "قبل" and not (groups.get("afrom") or groups.get("athat")):
+        # "قبل يومين": two days ago
         amount, unit, _ = _foreign_count(groups, kind)
         when = _from_publication("ago", {"n": str(amount), "unit": unit}, published)
         if when is None:
@@ -375,7 +412,24 @@ def _resolve(
         when = _from_publication(kind, groups, published)
         if when is None:
             return None
+        possessive = match.group().endswith(("'s", "\u2019s")) or text.startswith(("'s", "\u2019s"), match.end())
+        if kind.startswith("weekday") and possessive and any(t.when == when for t in told):
+            return None  # "Sunday's incident": an event already told, referred back to
     return Mention(match.start(), end, when, reported)
+
+
+def _day_of_month(day: int, anchor: FuzzyDate | None, published: date) -> FuzzyDate | None:
+    """"On the 12th": that day in the month the story is in (its last date's, or the publication's),
+    or in the month before when that day is still to come."""
+    month = anchor.start if anchor is not None and anchor.precision != "year" else published
+    try:
+        when = date(month.year, month.month, day)
+        if when > published:
+            previous = month.replace(day=1) - timedelta(days=1)
+            when = date(previous.year, previous.month, day)
+    except ValueError:
+        return None
+    return _day(when)
 
 
 def _phrase_end(text: str, at: int) -> int:
@@ -397,7 +451,7 @@ NAMED_NOUN = re.compile(r"^\s*(?:(?:the|his|her|their|its)\s+(?:\w+\s+)?(?P<en>[
 NAMED_NOUN_BEFORE = re.compile(r"(?<!\w)(?P<tr>\w{3,}?)(?:s?[ıiuü]n|n)?(?:den|dan|ten|tan)\s*$", re.I)  # Turkish: "girişinden üç hafta sonra"
 
 
-DEFINITE = re.compile(r"\b(?:the|this|that|these|those|its|their)\s+$")
+DEFINITE = re.compile(r"^\W*(?:the|this|that|these|those|its|their)\s+$")  # "The visit follows ...": a reference back
 
 
 def _named_event(after: str, told: Sequence[Told], before: str = "") -> FuzzyDate | None:
@@ -410,7 +464,7 @@ def _named_event(after: str, told: Sequence[Told], before: str = "") -> FuzzyDat
     stem = re.escape(noun.lower()[:max(3, min(len(noun) - 1, 6))])
     for event in reversed(told):
         text = event.text.lower()
-        where = [m.start() for m in re.finditer(rf"(?<!\w)(?:و|ب)?{stem}", text) if not DEFINITE.search(text[:m.start()])]
+        where = [m.start() for m in re.finditer(rf"(?<!\w)(?:و|ب)?{stem}", text) if not DEFINITE.match(text[:m.start()])]
         if where:  # where the event is told, not where it is referred back to ("The visit follows ...")
             same = [e for e in told if e.text == event.text]
             return min(same, key=lambda e: min(abs(e.at - w) for w in where)).when
@@ -447,8 +501,11 @@ def _from_publication(kind: str, groups: dict[str, str | None], published: date)
         return _day(published - timedelta(days=1))
     if kind == "season":  # "last summer": the latest one over by publication; "this summer": this year's
         ends = SEASON_ENDS[(groups.get("season") or "").lower()]
-        if (groups.get("rel") or "").lower() == "this":
+        relative = " ".join((groups.get("rel") or "").lower().split())
+        if relative == "this":
             return _year(published.year)
+        if relative == "in the":  # "in the spring": this year's, once it is over (before, it may be to come)
+            return _year(published.year) if published.month > ends else None
         return _year(published.year if published.month > ends else published.year - 1)
     if kind == "weekday-bare" and (groups.get("rel") or "") == "":
         kind = "weekday"
@@ -502,8 +559,8 @@ def _foreign_relative(groups: dict[str, str | None], kind: str, published: date)
     month = FOREIGN_MONTHS.get((groups.get("fmonth") or "").lower())
     if month is None:
         return None
-    year = int((groups.get("fyear") or "0").translate(DIGITS)) or (
-        published.year if month <= published.month else published.year - 1)
+    latest = month < published.month if kind == "arabic-last-month" else month <= published.month
+    year = int((groups.get("fyear") or "0").translate(DIGITS)) or (published.year if latest else published.year - 1)
     part = ARABIC_PARTS.get(groups.get("apart") or "") or TURKISH_PARTS.get((groups.get("tpart") or "").lower(), "")
     return _month(year, month, part)
 

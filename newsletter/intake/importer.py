@@ -78,7 +78,7 @@ def extract_events(sentences: Sequence[Sentence], published: date, posts: Sequen
     told: list[Told] = []  # the events told so far, which later ones count from ("a week before the visit")
     for index, sentence in enumerate(sentences):
         mentions = find_mentions(sentence.text, published, anchor, told) if complete(sentence) else []
-        if not mentions and complete(sentence):
+        if not mentions and (complete(sentence) or sentence.text.endswith(":")):  # "... in a post on Twitter:"
             mentions = [
                 Mention(0, 0, parse_fuzzy_date(post.posted.isoformat()), False) for post in posts
                 if post.after.endswith(sentence.text) and post.posted <= published
@@ -110,9 +110,11 @@ SENTENCE_END = re.compile(r"[.!\"\u201d\u2019)\]\u06d4]$")
 
 
 def complete(sentence: Sentence) -> bool:
-    """A sentence that ends as sentences do: one cut off ("Subscribe to read ...", a page that
-    stops mid-way) is never an event or a key point."""
-    return SENTENCE_END.search(sentence.text.rstrip()) is not None
+    """A sentence that ends as sentences do, or with the link it gives ("... reported at
+    https://..."): one cut off ("Subscribe to read ...", a page that stops mid-way) is never an
+    event or a key point."""
+    text = sentence.text.rstrip()
+    return SENTENCE_END.search(text) is not None or any(link.end >= len(text) for link in sentence.links)
 
 
 def _names(sentences: Sequence[Sentence]) -> list[set[str]]:
@@ -484,7 +486,7 @@ def import_article(
             f"cannot import {name}: it links to no source and has no address of its own to cite; import it from "
             "its URL, or give the address a saved file came from with --url URL"
         )
-    published = published or article.published or date_in_url(article.url)
+    published = published or article.published or date_in_url(article.url) or article.guessed
     if published is None:
         raise UsageError(
             f"cannot import {name}: no publication date in its metadata, its address or a date line; "
