@@ -124,7 +124,7 @@ def gold_of(path: Path) -> tuple[str | None, object, list[tuple[str, str, set[st
 
 def evaluate_set(folder: Path, verbose: bool) -> Score:
     score = Score()
-    articles = sorted(p for p in folder.iterdir() if p.suffix in ARTICLE_SUFFIXES)
+    articles = sorted(p for p in folder.iterdir() if p.suffix in ARTICLE_SUFFIXES and p.with_suffix(".gold.yaml").exists())
     for article in articles:
         _, published, listed = gold_of(article.with_suffix(".gold.yaml"))
         found, refused = imported(article)

@@ -339,3 +339,14 @@ def test_a_sentence_that_ends_with_its_link_is_complete() -> None:
             "https://www.aa.com.tr/en/turkiye/defence-officials-meet/2718840")
     assert events_of(text) == [("2022-06-20", "Defence officials met in Ankara for talks on drones",
                                 ["https://www.aa.com.tr/en/turkiye/defence-officials-meet/2718840"])]
+
+
+def test_a_time_in_a_list_of_other_articles_never_dates_the_page() -> None:
+    page = """<!doctype html><html><head><title>Thaw | Outlet</title>
+<meta name="parsely-pub-date" content="2024-01-18T15:00:00Z"></head><body><article><h1>Iran sees an opening</h1>
+<p>Iran's foreign minister met his Turkish counterpart in Ankara on Monday, both ministries said in statements.</p>
+</article><aside><ul><li><a href="/gas">Can a pipeline be built?</a> <time datetime="2023-07-12">Jul 12, 2023</time></li>
+</ul></aside></body></html>"""
+    assert article_of(read_document(page, "html")).published == date(2024, 1, 18)
+    unmarked = page.replace('<meta name="parsely-pub-date" content="2024-01-18T15:00:00Z">', "")
+    assert article_of(read_document(unmarked, "html")).published is None  # the related article's date is not ours

@@ -301,7 +301,9 @@ def _read_html(text: str, url: str | None) -> Document:
     published = _iso_day(
         meta.get("article:published_time") or meta.get("datepublished") or meta.get("og:published_time")
         or meta.get("date") or meta.get("pubdate") or meta.get("publishdate") or meta.get("dc.date")
-        or meta.get("dc.date.issued") or meta.get("dcterms.created") or str(ld.get("published", ""))
+        or meta.get("dc.date.issued") or meta.get("dcterms.created") or meta.get("parsely-pub-date")
+        or meta.get("sailthru.date") or meta.get("article.published") or meta.get("publish-date")
+        or str(ld.get("published", ""))
         or _first_time(main) or _first_time(root)
     )
     language = (root.get("lang") or "").strip() or None
@@ -411,8 +413,12 @@ def _page_title(root: lxml_html.HtmlElement) -> str | None:
 
 
 def _first_time(root: lxml_html.HtmlElement) -> str | None:
-    element = root.find(".//time[@datetime]")
-    return element.get("datetime") if element is not None else None
+    """The first <time datetime> that is not in a list, an aside, navigation or a footer, where
+    other articles' dates are ("Related: ... Jul 12, 2023")."""
+    for element in root.iterfind(".//time[@datetime]"):
+        if not any(a.tag in ("li", "aside", "nav", "footer") for a in element.iterancestors()):
+            return element.get("datetime")
+    return None
 
 
 def _json_ld(root: lxml_html.HtmlElement) -> dict[str, Any]:
