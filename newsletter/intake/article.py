@@ -417,7 +417,7 @@ def _first_time(root: lxml_html.HtmlElement) -> str | None:
     other articles' dates are ("Related: ... Jul 12, 2023")."""
     for element in root.iterfind(".//time[@datetime]"):
         if not any(a.tag in ("li", "aside", "nav", "footer") for a in element.iterancestors()):
-            return element.get("datetime")
+            return str(element.get("datetime"))
     return None
 
 
