@@ -9,9 +9,15 @@ EHLO, MAIL and RCPT, and then behaves as `greeting` and `data` say:
 
 - greeting "normal" | "silent" (never greets) | "trickle" (the 220 line one byte every
   `trickle_every` seconds, forever, so only a deadline ends it);
-- data "normal" (354, then 250 after the message) | "silent" (no answer to DATA at all).
+- data "normal" (354, then 250 after the message) | "silent" (no answer to DATA at all);
+- `pipelining`: it offers PIPELINING (RFC 2920), and reads commands as they come;
+- `hold_first`: the first N messages' final replies wait until the client's next command
+  has arrived (at most `hold_for` seconds); `early` then says, per held message, whether the
+  client sent its next command before it had the answer (pipelining across messages);
+- `after_dot`: by message number (1 first), what follows that message's final dot: "vanish"
+  (the connection is closed, unanswered) or "421" (421, then closed).
 
-Messages it accepts are kept in `received` (recipient, data).
+Messages it accepts are kept in `received` (recipient, data), numbered in `count`.
 """
 
 from __future__ import annotations
@@ -25,10 +31,17 @@ from typing import Literal
 class ScriptedServer:
     def __init__(
         self, greeting: Literal["normal", "silent", "trickle"] = "normal",
-        data: Literal["normal", "silent"] = "normal", trickle_every: float = 0.2,
+        data: Literal["normal", "silent"] = "normal", trickle_every: float = 0.2, pipelining: bool = False,
+        hold_first: int = 0, hold_for: float = 30.0, after_dot: dict[int, Literal["vanish", "421"]] | None = None,
     ) -> None:
         self.greeting = greeting
         self.data = data
+        self.pipelining = pipelining
+        self.hold_first = hold_first
+        self.hold_for = hold_for
+        self.after_dot = after_dot or {}
+        self.early: list[bool] = []
+        self.count = 0
         self.trickle_every = trickle_every
         self.connections = 0
         self.received: list[tuple[str, bytes]] = []
@@ -92,10 +105,13 @@ class ScriptedServer:
                     await asyncio.sleep(self.trickle_every)
         writer.write(b"220 smtp.test ready\r\n")
         recipient = ""
-        while line := await reader.readline():
+        ahead = b""  # a command that came before its turn (pipelined behind a message)
+        while line := ahead or await reader.readline():
+            ahead = b""
             command = line.strip().upper()
             if command.startswith((b"EHLO", b"HELO")):
-                writer.write(b"250-smtp.test\r\n250 8BITMIME\r\n")
+                extensions = b"250-PIPELINING\r\n" if self.pipelining else b""
+                writer.write(b"250-smtp.test\r\n" + extensions + b"250 8BITMIME\r\n")
             elif command.startswith(b"MAIL"):
                 writer.write(b"250 2.1.0 OK\r\n")
             elif command.startswith(b"RCPT"):
@@ -110,6 +126,21 @@ class ScriptedServer:
                 body = await reader.readuntil(b"\r\n.\r\n")
                 with self._lock:
                     self.received.append((recipient, body))
+                    self.count += 1
+                    number = self.count
+                fault = self.after_dot.get(number)
+                if fault == "vanish":
+                    return
+                if fault == "421":
+                    writer.write(b"421 4.3.2 shutting down\r\n")
+                    await writer.drain()
+                    return
+                if number <= self.hold_first:
+                    try:
+                        ahead = await asyncio.wait_for(reader.readline(), self.hold_for)
+                    except TimeoutError:
+                        ahead = b""
+                    self.early.append(bool(ahead))
                 writer.write(b"250 2.0.0 queued\r\n")
             elif command == b"QUIT":
                 writer.write(b"221 2.0.0 bye\r\n")

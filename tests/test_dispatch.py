@@ -127,11 +127,22 @@ def test_a_faulty_server_loses_no_one(store: Store, prepared: PreparedMessage, s
     smtp_server.reply_for = reply
     smtp_server.drop_after(15)  # and hang up once in a while without a word
     report = run(store, prepared, smtp_server)
+    # A hang-up after a message's data leaves it uncertain: it waits for the retry schedule,
+    # unless retries of deferred ones keep the run going until it is due. Make it due now.
+    assert report.remaining <= report.uncertain
+    sent, remaining = report.sent, report.remaining
+    if remaining:
+        with store.db.engine.begin() as conn:
+            conn.exec_driver_sql("UPDATE deliveries SET next_attempt_at = CURRENT_TIMESTAMP WHERE status = 'uncertain'")
+        later = run(store, prepared, smtp_server)
+        sent, remaining = sent + later.sent, later.remaining
     delivered = Counter(smtp_server.recipients())
     assert set(delivered) == set(addresses) - {rejected}
-    assert max(delivered.values()) == 1
-    assert (report.sent, report.failed, report.remaining) == (39, 1, 0)
-    assert report.deferred >= 5  # three greylisted, the 421 twice
+    assert max(delivered.values()) == 1  # the server took none of the messages it hung up on
+    assert (sent, report.failed, remaining) == (39, 1, 0)
+    # Three greylisted and the 421s; a 421 whose close resets the connection before its line is
+    # read (commands pipelined behind it are unread) is a lost connection: sent again at once.
+    assert report.deferred >= 4 and report.uncertain >= 2  # and two hang-ups
     issue = store.issues.get("weekly", "2022-W30")
     assert issue is not None and store.outbox.pending(issue.id) == 0
     errors = {address: error for address, _, error in store.status.last_errors(issue.id)}
@@ -220,8 +231,12 @@ def test_a_stop_finishes_the_message_in_flight_and_a_later_run_resumes(
             stop.set()
 
     report = run(store, prepared, smtp_server, stop=stop, progress=progress)
-    assert report.stopped and report.sent == 25 and report.remaining == 35
-    assert store.status.counts(issue.id) == {"queued": 35, "deferred": 0, "uncertain": 0, "sent": 25, "failed": 0, "withdrawn": 0}
+    # With PIPELINING the 26th message is already out when the 25th's answer comes: it is
+    # answered and recorded too, never dropped unanswered (which could send it twice).
+    out = 26 if smtp_server.pipelining else 25
+    assert report.stopped and report.sent == out and report.remaining == 60 - out
+    assert store.status.counts(issue.id) == {
+        "queued": 60 - out, "deferred": 0, "uncertain": 0, "sent": out, "failed": 0, "withdrawn": 0}
     rest = run(store, prepared, smtp_server)
-    assert rest.sent == 35
+    assert rest.sent == 60 - out
     assert sorted(smtp_server.recipients()) == addresses

@@ -105,6 +105,58 @@ def test_an_answer_that_never_comes_makes_the_delivery_uncertain_not_resent_at_o
     assert statuses(sender) == Counter({"sent": 4})
 
 
+# --- pipelining across messages (issue 17): one round trip per message -------------------------
+
+def test_with_pipelining_the_next_message_goes_out_before_the_last_answer(sender: Path, run: Run) -> None:
+    addresses = add_subscribers(sender, 6)
+    with ScriptedServer(pipelining=True, hold_first=3) as server:  # its first 3 answers wait for our next command
+        result = run("send", "--as-of", "2022-07-30", "--transport", server.url)
+    assert result.exit_code == 0, result.output
+    assert server.early == [True, True, True]  # each next MAIL came before the answer it did not wait for
+    assert Counter(r for r, _ in server.received) == Counter(addresses) and server.connections == 1
+    assert statuses(sender) == Counter({"sent": 6})
+
+
+def test_without_pipelining_every_command_waits_for_the_last_answer(sender: Path, run: Run) -> None:
+    addresses = add_subscribers(sender, 4)
+    with ScriptedServer(pipelining=False, hold_first=2, hold_for=0.3) as server:
+        result = run("send", "--as-of", "2022-07-30", "--transport", server.url)
+    assert result.exit_code == 0, result.output
+    assert server.early == [False, False]  # nothing came while it held its answers back
+    assert Counter(r for r, _ in server.received) == Counter(addresses)
+
+
+def test_a_server_that_vanishes_after_a_dot_leaves_that_message_uncertain_and_sends_the_next_anew(
+    sender: Path, run: Run
+) -> None:
+    delivery_settings(sender, "  retry_after: 3600\n")
+    addresses = add_subscribers(sender, 6)
+    with ScriptedServer(pipelining=True, after_dot={3: "vanish"}) as server:
+        # The 4th message's commands were already out when the connection ended after the 3rd's dot.
+        first = run("send", "--as-of", "2022-07-30", "--transport", server.url)
+        assert first.exit_code == 75, first.output
+        assert server.connections == 2  # the 4th went again at once, on a new connection
+        assert Counter(r for r, _ in server.received) == Counter(addresses)  # once each so far
+        assert statuses(sender) == Counter({"sent": 5, "uncertain": 1})
+        make_due(sender)
+        again = run("send", "--as-of", "2022-07-30", "--transport", server.url)
+    assert again.exit_code == 0, again.output
+    copies = Counter(r for r, _ in server.received)
+    assert set(copies) == set(addresses) and sum(copies.values()) == 7 and copies[addresses[2]] == 2  # one duplicate
+    assert statuses(sender) == Counter({"sent": 6})
+
+
+def test_a_421_after_a_dot_defers_that_message_only(sender: Path, run: Run) -> None:
+    delivery_settings(sender, "  retry_after: 3600\n")
+    addresses = add_subscribers(sender, 5)
+    with ScriptedServer(pipelining=True, after_dot={2: "421"}) as server:
+        first = run("send", "--as-of", "2022-07-30", "--transport", server.url)
+    assert first.exit_code == 75, first.output
+    assert statuses(sender) == Counter({"sent": 4, "deferred": 1}) and server.connections == 2
+    assert column(sender, "status")[1] == "deferred" and "421 4.3.2" in str(column(sender, "last_error")[1])
+    assert Counter(r for r, _ in server.received) == Counter(addresses)  # the 2nd was refused, not taken
+
+
 # --- two workers, a rate limit, batches longer than the lease -----------------------------------
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

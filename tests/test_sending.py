@@ -123,8 +123,10 @@ KILL_POINTS = [
 ]
 
 
-@pytest.mark.parametrize("kill_at", KILL_POINTS)
-@pytest.mark.parametrize("smtp_server", [True], ids=["pipelining"], indirect=True)  # slow: one server mode
+@pytest.mark.parametrize(("smtp_server", "kill_at"), [
+    *[pytest.param(True, p.values[0], id=f"pipelining-{p.id}") for p in KILL_POINTS],
+    *[pytest.param(False, p.values[0], id=f"one-by-one-{p.id}") for p in KILL_POINTS[1:3]],  # slow: two moments
+], indirect=["smtp_server"])
 def test_sigkill_at_any_moment_then_send_again_loses_no_one(
     sender: Path, smtp_server: SmtpServer, kill_at: float
 ) -> None:

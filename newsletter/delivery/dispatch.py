@@ -3,7 +3,9 @@
 The outbox rows in the store are the only state. A sender claims a small batch of due rows
 under a lease, sends each one, and records each result in its own transaction the moment
 the server has answered, so a sender killed at any point repeats at most the message that
-was on the wire, once per connection, and loses nobody. A heartbeat renews the leases while
+was on the wire, once per connection, and loses nobody. Over a server with PIPELINING the
+next message goes out before the previous one's answer is read (one round trip per message),
+and each answer is still recorded the moment it is read. A heartbeat renews the leases while
 the batch goes out, and every mark is made only by the lease's holder, so a slow sender
 never has its rows sent by another.
 
@@ -24,8 +26,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from ..compose.message import PreparedMessage
@@ -37,7 +40,7 @@ from ..inputs.config import Mailbox, Policy, Site
 from ..inputs.marking import rank
 from ..store import Delivery, Store, StoredIssue, lease_owner, utcnow
 from .tokens import preferences_token, unsubscribe_token, verp_token
-from .transport import Transport
+from .transport import Envelope, Outcome, Transport
 
 log = logging.getLogger("newsletter.send")
 IDLE_POLL = 1.0  # seconds between looks at the outbox while waiting for a retry
@@ -116,6 +119,19 @@ def copy_for(copies: dict[str, PreparedMessage], delivery: Delivery) -> Prepared
     for and the reader's clearance now (lowered since, the lower copy goes)."""
     allowed = min(rank(delivery.tlp or "clear"), rank(delivery.clearance or "clear"))
     return copies[max((level for level in copies if rank(level) <= allowed), key=rank)]
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A delivery handed to the transport and not yet answered."""
+
+    delivery: Delivery
+    mid: str
+    envelope: Envelope
+    retried: bool = False  # already sent again at once, after a connection lost before its content
+
+
+Flight = dict[int, InFlight]  # by delivery id: what one connection has out
 
 
 class Dispatcher:
@@ -198,21 +214,30 @@ class Dispatcher:
             self.owners.append(owner)
         sender = owner.rsplit(":", 1)[0]  # host:pid, for progress per worker
         in_hand: Delivery | None = None
+        flight: Flight = {}
         try:
             with self.open_transport() as transport, self.store.outbox.sending():
-                while not self.stop.is_set():
-                    batch = self.store.outbox.claim(self.issue.id, owner, self.batch, self.policy.lease_seconds,
-                                                    self.held)
-                    if not batch:
-                        if not self._wait_for_retry():
-                            return
-                        continue
-                    for delivery in batch:
-                        if self.stop.is_set():
-                            break  # what is left of the batch is released below
-                        in_hand = delivery
-                        self._deliver(transport, delivery, sender, owner)
-                        in_hand = None
+                try:
+                    while not self.stop.is_set():
+                        # Each batch is answered in full before the next is claimed: between
+                        # batches a sender holds nothing (one round trip per batch).
+                        self._settle(transport, transport.flush(), flight, sender, owner)
+                        batch = self.store.outbox.claim(self.issue.id, owner, self.batch,
+                                                        self.policy.lease_seconds, self.held)
+                        if not batch:
+                            if not self._wait_for_retry():
+                                return
+                            continue
+                        for delivery in batch:
+                            if self.stop.is_set():
+                                break  # what is left of the batch is released below
+                            in_hand = delivery
+                            self._submit(transport, delivery, flight, sender, owner)
+                            in_hand = None
+                    self._settle(transport, transport.flush(), flight, sender, owner)
+                finally:
+                    if flight:
+                        self._land(transport, flight, sender, owner)
         except ConnectionFault as fault:
             # Out of reach: no delivery is to blame, and more connections would only wait too.
             with self.lock:
@@ -258,7 +283,8 @@ class Dispatcher:
         self.stop.wait(min(IDLE_POLL, wait) or 0.01)
         return True
 
-    def _deliver(self, transport: Transport, delivery: Delivery, sender_name: str, owner: str) -> None:
+    def _submit(self, transport: Transport, delivery: Delivery, flight: Flight, sender_name: str, owner: str) -> None:
+        """Hand one delivery to the transport, and record every answer that comes back meanwhile."""
         mid = delivery.message_id or message_id(self.issue, delivery.id, self.site)
         token = unsubscribe_token(self.signing_key, delivery.subscription_id)
         recipient = Mailbox(delivery.name, delivery.address)
@@ -276,36 +302,78 @@ class Dispatcher:
                           failed=1, error=f"{delivery.address}: {why}")
             return
         sender = f"bounce+{verp_token(self.signing_key, delivery.id)}@{self.site.domain}" if self.policy.verp else self.sender
+        if self.limiter.interval:  # paced: the message waiting for its content goes now, not after the pause
+            self._settle(transport, transport.flush(), flight, sender_name, owner)
         self.limiter.wait(self.stop)
         with self.lock:
             self.report.attempted += 1
-        try:
+        envelope = Envelope(delivery.id, sender, delivery.address, raw, prepared.dot_safe)
+        flight[delivery.id] = InFlight(delivery, mid, envelope)
+        self._settle(transport, transport.submit(envelope), flight, sender_name, owner)
+
+    def _settle(
+        self, transport: Transport, outcomes: Sequence[Outcome], flight: Flight, sender_name: str, owner: str,
+    ) -> None:
+        """Record each answer in the order it came. An error that stops the send is raised once
+        every answer in hand is recorded, so none is lost behind it."""
+        waiting = deque(outcomes)
+        stopping: NewsletterError | None = None
+        while waiting:
+            outcome = waiting.popleft()
+            item = flight.pop(outcome.ticket)
             try:
-                transport.send(sender, delivery.address, raw, dot_safe=prepared.dot_safe)
-            except TransientError as exc:
-                if exc.code is not None or isinstance(exc, (UncertainError, ConnectionFault)):
-                    raise
-                # The connection dropped before the message was complete: it cannot have been
-                # delivered, so once more at once, on a new connection.
-                transport.send(sender, delivery.address, raw, dot_safe=prepared.dot_safe)
-        except ConnectionFault:
-            with self.lock:
-                self.report.attempted -= 1  # it never reached a server that would talk
-            raise
-        except TransientError as exc:
-            self._defer(delivery, exc, mid, owner)
-        except PermanentError as exc:
-            if self._refuses_us(exc):
-                self._defer(delivery, exc, mid, owner)
-                return
-            bounced = self.store.outbox.mark_failed(delivery, str(exc), mid, self.policy.bounce_limit, owner)
-            self._counted(delivery, bounced is not None, failed=1, bounced=int(bool(bounced)),
-                          error=f"{delivery.address}: {exc}")
-        except DeliveryError:
-            raise  # our setup, or the message itself: the send stops, nobody is blamed
-        else:
+                again = self._record(item, outcome.error, sender_name, owner, may_retry=stopping is None)
+            except NewsletterError as exc:  # our setup, the message itself, a full disk, a silent server
+                self.store.outbox.note_error(item.delivery, " ".join(exc.lines()), owner)
+                stopping = stopping or exc
+                continue
+            if again:
+                flight[outcome.ticket] = replace(item, retried=True)
+                waiting.extend(transport.submit(item.envelope))
+        if stopping is not None:
+            raise stopping
+
+    def _land(self, transport: Transport, flight: Flight, sender_name: str, owner: str) -> None:
+        """The send is stopping with messages still out: read their answers and record them, so
+        that one accepted is never sent again. Errors here only end the landing."""
+        try:
+            for outcome in transport.flush():
+                item = flight.pop(outcome.ticket)
+                try:
+                    self._record(item, outcome.error, sender_name, owner, may_retry=False)
+                except NewsletterError:
+                    pass  # the send is stopping already; the delivery is released for the next run
+        except Exception as exc:  # noqa: BLE001  the first error is the one to report
+            log.warning("%s: could not read the last answers before stopping: %s", self.issue.name, exc)
+
+    def _record(self, item: InFlight, error: DeliveryError | None, sender_name: str, owner: str,
+                may_retry: bool) -> bool:
+        """Record what the server said of one delivery; True when it is to be sent again at once."""
+        delivery, mid = item.delivery, item.mid
+        if error is None:
             self.accepted = True
             self._counted(delivery, self.store.outbox.mark_sent(delivery, mid, owner, sender_name), sent=1)
+            return False
+        if isinstance(error, ConnectionFault):
+            with self.lock:
+                self.report.attempted -= 1  # it never reached a server that would talk
+            raise error
+        if isinstance(error, TransientError):
+            if error.code is None and not isinstance(error, UncertainError) and not item.retried and may_retry:
+                # The connection dropped before the message was complete: it cannot have been
+                # delivered, so once more at once, on a new connection.
+                return True
+            self._defer(delivery, error, mid, owner)
+            return False
+        if isinstance(error, PermanentError):
+            if self._refuses_us(error):
+                self._defer(delivery, error, mid, owner)
+                return False
+            bounced = self.store.outbox.mark_failed(delivery, str(error), mid, self.policy.bounce_limit, owner)
+            self._counted(delivery, bounced is not None, failed=1, bounced=int(bool(bounced)),
+                          error=f"{delivery.address}: {error}")
+            return False
+        raise error  # our setup, or the message itself: the send stops, nobody is blamed
 
     def _refuses_us(self, error: PermanentError) -> bool:
         """A 5.7.x refusal of a recipient is that recipient's, once the server has taken a message

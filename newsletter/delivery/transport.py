@@ -1,4 +1,9 @@
-"""Hand finished message bytes to a Maildir folder or an SMTP server, translating every failure."""
+"""Hand finished message bytes to a Maildir folder or an SMTP server, translating every failure.
+
+A transport takes one message at a time (`send`), or a stream of them (`submit`, then `flush`)
+whose outcomes it reports as each becomes known: over SMTP with PIPELINING, the next message
+goes out before the previous one's final reply is read, one round trip per message.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import mailbox
 import re
 import socket
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol, Self
@@ -24,13 +30,39 @@ CONTROL = re.compile("[\x00-\x1f\x7f]")
 POLICY_CODES = frozenset({530, 535, 538})  # authentication required, rejected, or needs encryption
 
 
+@dataclass(frozen=True)
+class Envelope:
+    """One message for one recipient, named by the caller's `ticket` (a delivery's id)."""
+
+    ticket: int
+    sender: str
+    recipient: str
+    message: bytes
+    dot_safe: bool = False  # the caller promises no line of `message` starts with a dot
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a submitted message: accepted (`error` None) or the error that says why not."""
+
+    ticket: int
+    error: DeliveryError | None
+
+
 class Transport(Protocol):
-    """Delivers one message to one recipient; `name` identifies it in logs and errors."""
+    """Delivers messages, one recipient each; `name` identifies it in logs and errors."""
 
     name: str
 
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
-        """`dot_safe`: the caller promises no line of `message` starts with a dot."""
+        """Deliver one message now, or raise the DeliveryError that says why not."""
+
+    def submit(self, envelope: Envelope) -> list[Outcome]:
+        """Hand over one message; return the outcomes now known, in the order the messages were
+        submitted: earlier messages', and maybe this one's. Never raises a DeliveryError."""
+
+    def flush(self) -> list[Outcome]:
+        """Wait for the outcome of every message submitted and not yet reported."""
 
     def close(self) -> None: ...
 
@@ -53,6 +85,20 @@ def open_transport(settings: TransportSettings, base: Path, password: str | None
 class _Closing:
     def close(self) -> None:
         pass
+
+    def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
+        raise NotImplementedError
+
+    def submit(self, envelope: Envelope) -> list[Outcome]:
+        """One at a time: the message's own outcome, at once."""
+        try:
+            self.send(envelope.sender, envelope.recipient, envelope.message, envelope.dot_safe)
+        except DeliveryError as error:
+            return [Outcome(envelope.ticket, error)]
+        return [Outcome(envelope.ticket, None)]
+
+    def flush(self) -> list[Outcome]:
+        return []
 
     def __enter__(self) -> Self:
         return self
@@ -148,50 +194,137 @@ class SmtpTransport(_Closing):
         self._helo = settings.helo
         self._context = _tls_context(settings.cafile) if endpoint.security != "none" else None
         self._client: Client | None = None
+        self._held: Envelope | None = None  # the server waits for its content (it said 354)
 
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
-        _envelope_address(sender, "sender")
-        _envelope_address(recipient, "recipient")
-        client = self._client or self._connect()
+        outcomes = self.submit(Envelope(0, sender, recipient, message, dot_safe)) + self.flush()
+        error = next((o.error for o in outcomes if o.ticket == 0), None)
+        if error is not None:
+            raise error
+
+    def submit(self, envelope: Envelope) -> list[Outcome]:
+        """With PIPELINING, the previous message's content and final dot go out together with
+        this message's MAIL, RCPT and DATA; then the previous message's final reply is read (and
+        reported), then this one's replies. Its content waits for the next submit() or flush().
+        So at most one message per connection is out and unanswered, and only inside a call."""
+        try:
+            client = self._client or self._connect()
+            options = self._options(client, envelope)
+        except DeliveryError as error:
+            return self.flush() + [Outcome(envelope.ticket, error)]
+        if not client.pipelining:
+            try:
+                client.send(envelope.sender, envelope.recipient, envelope.message, options, envelope.dot_safe)
+            except (Refused, Lost) as failure:
+                return [Outcome(envelope.ticket, self._failure(failure, envelope, client))]
+            return [Outcome(envelope.ticket, None)]
+        commands = client.commands(envelope.sender, envelope.recipient, options)
+        held, self._held = self._held, None
+        try:
+            if held is not None:
+                client.content(held.message, held.dot_safe, then=commands)
+            else:
+                client.start(envelope.sender, envelope.recipient, options)
+        except Lost as lost:
+            outcomes = [Outcome(held.ticket, self._failure(lost, held, client))] if held is not None else []
+            self._drop()
+            return outcomes + [Outcome(envelope.ticket, self._unsent(lost, envelope))]
+        outcomes = self._finish(held, client) if held is not None else []
+        if self._client is not client:  # the previous message's answer ended the connection
+            return outcomes + [Outcome(envelope.ticket, self._unsent(None, envelope))]
+        try:
+            client.accepted()
+        except (Refused, Lost) as failure:
+            return outcomes + [Outcome(envelope.ticket, self._failure(failure, envelope, client))]
+        self._held = envelope
+        return outcomes
+
+    def flush(self) -> list[Outcome]:
+        """Send the content of the message the server waits for, and read its answer."""
+        held, self._held = self._held, None
+        client = self._client
+        if held is None or client is None:
+            return []
+        try:
+            client.content(held.message, held.dot_safe)
+        except Lost as lost:
+            return [Outcome(held.ticket, self._failure(lost, held, client))]
+        return self._finish(held, client)
+
+    def _finish(self, envelope: Envelope, client: Client) -> list[Outcome]:
+        """The final reply to `envelope`, whose content went out last."""
+        try:
+            client.finish()
+        except Refused as refused:  # the transaction is over either way: no RSET
+            error = self._refused(refused.phase, refused.reply, envelope.sender, envelope.recipient,
+                                  len(envelope.message))
+            if refused.reply.code == 421:
+                self._drop()
+            return [Outcome(envelope.ticket, error)]
+        except Lost as lost:
+            return [Outcome(envelope.ticket, self._failure(lost, envelope, client))]
+        return [Outcome(envelope.ticket, None)]
+
+    def _unsent(self, lost: Lost | None, envelope: Envelope) -> DeliveryError:
+        """A message whose commands went out on a connection that then ended: it cannot have been
+        delivered, and goes again at once on a new connection (unless the server went silent)."""
+        if lost is not None and lost.timed_out:
+            return ConnectionFault(f"{self.name} stopped answering (at {lost.phase.replace('_', ' ')}): {lost.why}")
+        why = lost.why if lost is not None else "the connection ended"
+        return TransientError(f"lost the connection to {self.name} before the message to {envelope.recipient} "
+                              f"went out: {why}")
+
+    def _options(self, client: Client, envelope: Envelope) -> list[str]:
+        """MAIL FROM's parameters for this message, or the DeliveryError that keeps it from the wire."""
+        _envelope_address(envelope.sender, "sender")
+        _envelope_address(envelope.recipient, "recipient")
+        size = len(envelope.message)
         largest = client.max_size
-        if largest is not None and len(message) > largest:
+        if largest is not None and size > largest:
             raise MessageRejected(
-                f"{self.name} takes messages of at most {largest} bytes and this one is {len(message)} bytes: "
+                f"{self.name} takes messages of at most {largest} bytes and this one is {size} bytes: "
                 "nothing was sent; show fewer entries or key points, or raise the server's limit"
             )
         options: list[str] = []
         if largest is not None:
-            options.append(f"SIZE={len(message)}")  # RFC 1870: the server may refuse before the data
-        if not (sender.isascii() and recipient.isascii()):
+            options.append(f"SIZE={size}")  # RFC 1870: the server may refuse before the data
+        if not (envelope.sender.isascii() and envelope.recipient.isascii()):
             if "smtputf8" not in client.features:
-                raise PermanentError(f"{self.name} cannot take mail for {recipient}: it does not offer SMTPUTF8")
+                raise PermanentError(
+                    f"{self.name} cannot take mail for {envelope.recipient}: it does not offer SMTPUTF8")
             options.append("SMTPUTF8")
-        if not message.isascii() and "8bitmime" in client.features:
+        if not envelope.message.isascii() and "8bitmime" in client.features:
             options.append("BODY=8BITMIME")
-        try:
-            client.send(sender, recipient, message, options, dot_safe)
-        except Refused as refused:
-            error = self._refused(refused.phase, refused.reply, sender, recipient, len(message))
-            self._recover(error, client)
-            raise error from None
-        except Lost as lost:
-            self._drop()
-            if lost.delivered_maybe:
-                raise UncertainError(
-                    f"lost the connection to {self.name} after the whole message to {recipient} went out "
-                    f"({lost.why}): it may have been delivered"
-                ) from None
-            if lost.timed_out:  # alive but silent: the next delivery would only wait as long
-                raise ConnectionFault(f"{self.name} stopped answering (at {lost.phase.replace('_', ' ')}): {lost.why}")
-            raise TransientError(
-                f"lost the connection to {self.name} while sending to {recipient}: {lost.why}"
-            ) from None
+        return options
+
+    def _failure(self, failure: Refused | Lost, envelope: Envelope, client: Client | None) -> DeliveryError:
+        """The error a refusal or a lost connection means for this message, with the connection
+        left ready for the next message, or dropped."""
+        recipient = envelope.recipient
+        if isinstance(failure, Refused):
+            error = self._refused(failure.phase, failure.reply, envelope.sender, recipient, len(envelope.message))
+            if client is not None:
+                self._recover(error, client)
+            return error
+        self._drop()
+        if failure.delivered_maybe:
+            return UncertainError(
+                f"lost the connection to {self.name} after the whole message to {recipient} went out "
+                f"({failure.why}): it may have been delivered"
+            )
+        if failure.timed_out:  # alive but silent: the next delivery would only wait as long
+            return ConnectionFault(f"{self.name} stopped answering (at {failure.phase.replace('_', ' ')}): {failure.why}")
+        return TransientError(f"lost the connection to {self.name} while sending to {recipient}: {failure.why}")
 
     def close(self) -> None:
-        """Say QUIT politely; never raises."""
+        """Say QUIT politely; never raises. Flush first: a held message is not sent otherwise
+        (and then there is no QUIT, which the server would read as that message's content)."""
         client, self._client = self._client, None
-        if client is not None:
+        held, self._held = self._held, None
+        if client is not None and held is None:
             client.quit()
+        elif client is not None:
+            client.close()
 
     def _refused(self, phase: Phase, reply: Reply, sender: str, recipient: str, size: int) -> DeliveryError:
         kind = classify(phase, reply)
@@ -226,6 +359,7 @@ class SmtpTransport(_Closing):
 
     def _drop(self) -> None:
         client, self._client = self._client, None
+        self._held = None
         if client is not None:
             client.close()
 
