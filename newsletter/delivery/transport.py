@@ -194,7 +194,8 @@ class SmtpTransport(_Closing):
         self._helo = settings.helo
         self._context = _tls_context(settings.cafile) if endpoint.security != "none" else None
         self._client: Client | None = None
-        self._held: Envelope | None = None  # the server waits for its content (it said 354)
+        self._unanswered: Envelope | None = None  # its content and final dot went out, its answer not read
+        self._commanded: Envelope | None = None  # its MAIL, RCPT and DATA went out, their replies not read
 
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         outcomes = self.submit(Envelope(0, sender, recipient, message, dot_safe)) + self.flush()
@@ -203,53 +204,72 @@ class SmtpTransport(_Closing):
             raise error
 
     def submit(self, envelope: Envelope) -> list[Outcome]:
-        """With PIPELINING, the previous message's content and final dot go out together with
-        this message's MAIL, RCPT and DATA; then the previous message's final reply is read (and
-        reported), then this one's replies. Its content waits for the next submit() or flush().
-        So at most one message per connection is out and unanswered, and only inside a call."""
+        """With PIPELINING, read what the server said since the last call (the final reply to
+        the message before last, the replies to the last one's commands), then write the last
+        message's content and final dot together with this one's MAIL, RCPT and DATA, and
+        return without waiting: the server works on them while the caller records the answers
+        and prepares the next message. One round trip per message, and at most one message per
+        connection out and unanswered between calls."""
+        outcomes, ready = self._answers()
         try:
             client = self._client or self._connect()
             options = self._options(client, envelope)
         except DeliveryError as error:
-            return self.flush() + [Outcome(envelope.ticket, error)]
+            return outcomes + self._deliver(ready) + [Outcome(envelope.ticket, error)]
         if not client.pipelining:
             try:
                 client.send(envelope.sender, envelope.recipient, envelope.message, options, envelope.dot_safe)
             except (Refused, Lost) as failure:
-                return [Outcome(envelope.ticket, self._failure(failure, envelope, client))]
-            return [Outcome(envelope.ticket, None)]
+                return outcomes + [Outcome(envelope.ticket, self._failure(failure, envelope, client))]
+            return outcomes + [Outcome(envelope.ticket, None)]
         commands = client.commands(envelope.sender, envelope.recipient, options)
-        held, self._held = self._held, None
         try:
-            if held is not None:
-                client.content(held.message, held.dot_safe, then=commands)
+            if ready is not None:
+                client.content(ready.message, ready.dot_safe, then=commands)
             else:
                 client.start(envelope.sender, envelope.recipient, options)
         except Lost as lost:
-            outcomes = [Outcome(held.ticket, self._failure(lost, held, client))] if held is not None else []
+            if ready is not None:  # uncertain if its final dot got out
+                outcomes.append(Outcome(ready.ticket, self._failure(lost, ready, client)))
             self._drop()
             return outcomes + [Outcome(envelope.ticket, self._unsent(lost, envelope))]
-        outcomes = self._finish(held, client) if held is not None else []
-        if self._client is not client:  # the previous message's answer ended the connection
-            return outcomes + [Outcome(envelope.ticket, self._unsent(None, envelope))]
-        try:
-            client.accepted()
-        except (Refused, Lost) as failure:
-            return outcomes + [Outcome(envelope.ticket, self._failure(failure, envelope, client))]
-        self._held = envelope
+        self._unanswered, self._commanded = ready, envelope
         return outcomes
 
     def flush(self) -> list[Outcome]:
-        """Send the content of the message the server waits for, and read its answer."""
-        held, self._held = self._held, None
+        """Read every answer still due, sending the content the server waits for first."""
+        outcomes, ready = self._answers()
+        return outcomes + self._deliver(ready)
+
+    def _answers(self) -> tuple[list[Outcome], Envelope | None]:
+        """The outcome of the message whose dot went out last, then the replies to the commands
+        that went with it: the message whose content the server now waits for, if it does."""
         client = self._client
-        if held is None or client is None:
+        unanswered, self._unanswered = self._unanswered, None
+        commanded, self._commanded = self._commanded, None
+        if client is None:
+            return [], None
+        outcomes = self._finish(unanswered, client) if unanswered is not None else []
+        if commanded is None:
+            return outcomes, None
+        if self._client is not client:  # that answer ended the connection: the next one never went
+            return outcomes + [Outcome(commanded.ticket, self._unsent(None, commanded))], None
+        try:
+            client.accepted()
+        except (Refused, Lost) as failure:
+            return outcomes + [Outcome(commanded.ticket, self._failure(failure, commanded, client))], None
+        return outcomes, commanded
+
+    def _deliver(self, ready: Envelope | None) -> list[Outcome]:
+        """Send the content of `ready`, which the server waits for, and read its answer."""
+        client = self._client
+        if ready is None or client is None:
             return []
         try:
-            client.content(held.message, held.dot_safe)
+            client.content(ready.message, ready.dot_safe)
         except Lost as lost:
-            return [Outcome(held.ticket, self._failure(lost, held, client))]
-        return self._finish(held, client)
+            return [Outcome(ready.ticket, self._failure(lost, ready, client))]
+        return self._finish(ready, client)
 
     def _finish(self, envelope: Envelope, client: Client) -> list[Outcome]:
         """The final reply to `envelope`, whose content went out last."""
@@ -317,11 +337,12 @@ class SmtpTransport(_Closing):
         return TransientError(f"lost the connection to {self.name} while sending to {recipient}: {failure.why}")
 
     def close(self) -> None:
-        """Say QUIT politely; never raises. Flush first: a held message is not sent otherwise
-        (and then there is no QUIT, which the server would read as that message's content)."""
+        """Say QUIT politely; never raises. Flush first: answers still due are lost otherwise
+        (and then there is no QUIT, which a server waiting for content would read as content)."""
         client, self._client = self._client, None
-        held, self._held = self._held, None
-        if client is not None and held is None:
+        outstanding = self._unanswered or self._commanded
+        self._unanswered = self._commanded = None
+        if client is not None and outstanding is None:
             client.quit()
         elif client is not None:
             client.close()
@@ -359,7 +380,7 @@ class SmtpTransport(_Closing):
 
     def _drop(self) -> None:
         client, self._client = self._client, None
-        self._held = None
+        self._unanswered = self._commanded = None
         if client is not None:
             client.close()
 
