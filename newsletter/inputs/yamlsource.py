@@ -10,7 +10,9 @@ each reader converts them to the type the schema asks for.
 from __future__ import annotations
 
 import difflib
+import gc
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,8 +21,32 @@ import yaml
 from ..errors import SourceError
 
 NULL_TAG = "tag:yaml.org,2002:null"
-# libyaml composes the same nodes with the same marks about ten times faster.
-FAST_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+STR_TAG = "tag:yaml.org,2002:str"
+NULLS = frozenset({"", "~", "null", "Null", "NULL"})  # what YAML 1.1 reads as null, written plain
+
+
+class _Lean:
+    """Tags as readers here need them: null or not.
+
+    Scalars stay the text the author wrote, so the only tag a reader looks at is null's. The
+    full resolver tries YAML 1.1's patterns (bools, ints, floats, timestamps) on every plain
+    scalar, in Python even under libyaml: a fifth of composing a large timeline.
+    """
+
+    def resolve(self, kind: type[yaml.Node], value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is yaml.ScalarNode:
+            return NULL_TAG if implicit[0] and value in NULLS else STR_TAG
+        return "tag:yaml.org,2002:seq" if kind is yaml.SequenceNode else "tag:yaml.org,2002:map"
+
+
+try:  # libyaml composes the same nodes with the same marks about ten times faster
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # a PyYAML built without libyaml
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+
+class FastLoader(_Lean, _Loader):
+    """libyaml when PyYAML has it, with the lean resolver."""
 
 
 @dataclass
@@ -52,7 +78,8 @@ def parse(text: str, file: Path, problems: Problems, first_line: int = 1) -> Val
     doc = Document(file, tuple(text.splitlines()), first_line, problems)
     try:
         try:
-            node = yaml.compose(text, Loader=FAST_LOADER)
+            with collector_paused():
+                node = yaml.compose(text, Loader=FastLoader)
         except yaml.YAMLError:
             # Parse again with the pure-Python loader: its messages are the ones we document.
             node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -71,6 +98,25 @@ def parse(text: str, file: Path, problems: Problems, first_line: int = 1) -> Val
         problems.add(file, first_line, "yaml", "the file is empty")
         return None
     return Value(node, doc, "")
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cycle collection while a large tree of objects is built.
+
+    A node tree (and what is read from it) holds no reference cycles, so a collection while it
+    grows frees nothing, yet each one walks every object built so far: with the collector
+    running, composing and reading a timeline of thousands of entries takes two to three times
+    as long. The collector is process-wide: it is switched back on after, unless it was off
+    before (a thread loading at the same moment finds it off and leaves it to the first one).
+    """
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
 
 
 def closest(name: str, allowed: Sequence[str]) -> str | None:
@@ -172,6 +218,10 @@ class Value:
         if isinstance(self.node, yaml.ScalarNode):
             one = self.text()
             return None if one is None else (one,)
+        if isinstance(self.node, yaml.SequenceNode):  # most lists are plain texts: read without a Value each
+            plain = [str(n.value).strip() for n in self.node.value if type(n) is yaml.ScalarNode and n.tag != NULL_TAG]
+            if len(plain) == len(self.node.value) and all(plain):
+                return tuple(plain)
         values = self.items()
         if values is None:
             return None
@@ -185,33 +235,32 @@ class Value:
         if not isinstance(self.node, yaml.MappingNode):
             self.error("expected keys and values, found a " + _kind(self.node))
             return None
+        doc, path = self.doc, self.path
+        prefix = f"{path}." if path else ""
         entries: dict[str, Value] = {}
-        key_lines: dict[str, int] = {}
+        keys: dict[str, yaml.Node] = {}
         misspelt: set[str] = set()  # required keys a hint already pointed at
         ok = True
         for key_node, value_node in self.node.value:
             key = str(key_node.value)
-            key_path = f"{self.path}.{key}" if self.path else key
-            key_line = int(key_node.start_mark.line) + self.doc.first_line
+            if key in allowed and key not in entries:
+                entries[key] = Value(value_node, doc, prefix + key)
+                keys[key] = key_node
+                continue
+            key_line = int(key_node.start_mark.line) + doc.first_line
             if key not in allowed:
-                self.doc.problems.add(self.doc.file, key_line, key_path, hint(key, allowed))
+                doc.problems.add(doc.file, key_line, prefix + key, hint(key, allowed))
                 misspelt.add(closest(key, allowed) or "")
-                ok = False
-            elif key in entries:
-                self.doc.problems.add(
-                    self.doc.file, key_line, key_path,
-                    f"repeated key (first given on line {entries[key].line})",
-                )
-                ok = False
             else:
-                entries[key] = Value(value_node, self.doc, key_path)
-                key_lines[key] = key_line
+                doc.problems.add(
+                    doc.file, key_line, prefix + key, f"repeated key (first given on line {entries[key].line})",
+                )
+            ok = False
         for key in required:
             if key not in entries and key not in misspelt:
-                missing_path = f"{self.path}.{key}" if self.path else key
-                self.doc.problems.add(self.doc.file, self.line, missing_path, "is required but missing")
+                doc.problems.add(doc.file, self.line, prefix + key, "is required but missing")
                 ok = False
-        return Mapping(self, entries, key_lines, ok)
+        return Mapping(self, entries, keys, ok)
 
 
 @dataclass(frozen=True)
@@ -220,8 +269,14 @@ class Mapping:
 
     value: Value
     entries: dict[str, Value]
-    key_lines: dict[str, int]  # where each key is written (a value may start lines below)
+    keys: dict[str, yaml.Node]  # each key's own node
     ok: bool
+
+    @property
+    def key_lines(self) -> dict[str, int]:
+        """Where each key is written (a value may start lines below)."""
+        first = self.value.doc.first_line
+        return {key: int(node.start_mark.line) + first for key, node in self.keys.items()}
 
     def __contains__(self, key: str) -> bool:
         return key in self.entries
