@@ -142,6 +142,21 @@ def test_check_finds_unsafe_links_in_references_and_autolinks() -> None:
     assert markup.check("Mail <a@example.org> or see <https://example.org/x>.") == []
 
 
+@pytest.mark.parametrize("text", [
+    "javascript:alert(1) and data:text/html,x written out, not linked",
+    "&lt;script&gt;alert(1)&lt;/script&gt; &#60;b&#62; &amp;",
+    "*emphasis*, __strong__ and `onclick=alert(1)` in code",
+    "    indented code: javascript:y",
+    "1. a list\n2. of items\n\n> a quote\n\n# a heading\n\n---",
+    "https://example.org/bare and www.example.org and a@example.org",
+])
+def test_text_without_angle_or_square_brackets_has_nothing_to_refuse(text: str) -> None:
+    """check() skips the Markdown parser when a text has neither `<` nor `[`: nothing it refuses
+    can be written without one of them."""
+    assert "<" not in text and "[" not in text
+    assert markup._parsed_problems(text) == [] == markup.check(text)
+
+
 def test_plaintext_keeps_code_and_hard_breaks_and_cites_autolinks_but_not_unsafe_links() -> None:
     urls: list[str] = []
 
