@@ -240,6 +240,24 @@ def test_every_problem_is_reported_not_just_the_first(project: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(("url", "problem"), [
+    ("https://example.org/a?b=c#d", None),
+    ("HTTP://EXAMPLE.ORG", None),
+    ("http://127.0.0.1:8080/x", None),
+    ("https://例え.jp/パス", None),
+    ('"https://[2001:db8::1]/x"', None),
+    ("https:///no-host", "'https:///no-host' is not an http(s) address"),
+    ("httpſ://example.org", "'httpſ://example.org' is not an http(s) address"),
+    ("https://example.org/a b", "an address cannot contain spaces or control characters"),
+    ('"https://example.org/a\\u00a0b"', "an address cannot contain spaces or control characters"),
+])
+def test_a_source_address_is_http_or_https_with_a_host_and_no_space(
+    project: Path, url: str, problem: str | None
+) -> None:
+    found = problems_after_writing(project, TIMELINE, ENTRY.replace("https://english.alarabiya.net/example", url))
+    assert found == ([] if problem is None else [f"content/timeline/bad.yaml:8: [0].sources[0].url: {problem}"])
+
+
 def test_valid_files_load_into_typed_records(project: Path) -> None:
     assert problems_after_writing(project, TIMELINE, ENTRY) == []
     assert problems_after_writing(project, BRIEF_FILE, BRIEF) == []
