@@ -45,6 +45,17 @@ def test_build_out_and_digest_options(project: Path, run: Run, tmp_path: Path) -
     ]
 
 
+def test_the_command_imports_the_store_and_the_scheduler_only_for_commands_that_use_them() -> None:
+    """`check` and `build` start without SQLAlchemy, APScheduler's scheduler or the sending code."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, newsletter.faces.cli; print(' '.join(sorted(sys.modules)))"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )
+    loaded = done.stdout.split()
+    assert [m for m in loaded if m.startswith(("sqlalchemy", "apscheduler.schedulers", "newsletter.store",
+                                               "newsletter.delivery", "newsletter.usecases.issues"))] == []
+
+
 def test_an_unknown_digest_is_one_line_with_a_hint_and_status_2(project: Path, run: Run) -> None:
     result = run("build", "--digest", "wekly")
     line = line_of(project / "config.yaml", "digests:")
