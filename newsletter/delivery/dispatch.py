@@ -131,7 +131,75 @@ class InFlight:
     retried: bool = False  # already sent again at once, after a connection lost before its content
 
 
-Flight = dict[int, InFlight]  # by delivery id: what one connection has out
+class Flight:
+    """What one connection has out: the deliveries handed to its transport and not yet answered,
+    and their answers recorded (through `record`) in the order they come, each before the next
+    message's content goes out."""
+
+    def __init__(
+        self, transport: Transport, record: Callable[[InFlight, DeliveryError | None, bool], bool],
+        stop: threading.Event,
+    ) -> None:
+        self.transport = transport
+        self.record = record  # True when the delivery is to be sent again at once
+        self.stop = stop
+        self.items: dict[int, InFlight] = {}  # by delivery id
+
+    def send(self, item: InFlight) -> None:
+        self.settle(self.transport.collect())
+        self.items[item.delivery.id] = item
+        self.settle(self.transport.submit(item.envelope))
+
+    def drain(self) -> None:
+        """Everything out answered and recorded (a message sent again at once included)."""
+        while self.items and not self.stop.is_set():
+            outcomes = self.transport.collect() or self.transport.flush()  # answers recorded before content goes
+            if not outcomes:
+                return
+            self.settle(outcomes)
+
+    def stopping(self) -> None:
+        """What is under way is finished; what only waits to start is given back."""
+        self.settle(self.transport.flush(send_waiting=False))
+
+    def settle(self, outcomes: Sequence[Outcome]) -> None:
+        """Record each answer in the order it came. An error that stops the send is raised once
+        every answer in hand is recorded, so none is lost behind it."""
+        waiting = deque(outcomes)
+        stopping: NewsletterError | None = None
+        while waiting:
+            again: list[InFlight] = []  # sent again once every answer in hand is recorded
+            while waiting:
+                outcome = waiting.popleft()
+                item = self.items.pop(outcome.ticket)
+                if outcome.unsent:  # it never left, through no fault of its own: again at once, at no cost
+                    again.append(item)
+                    continue
+                try:
+                    if self.record(item, outcome.error, stopping is None):
+                        again.append(replace(item, retried=True))
+                except NewsletterError as exc:  # our setup, the message itself, a full disk, a silent server
+                    stopping = stopping or exc
+            for item in again:
+                if stopping is None and not self.stop.is_set():  # else released when the sender leaves
+                    self.items[item.delivery.id] = item
+                    waiting.extend(self.transport.submit(item.envelope))
+        if stopping is not None:
+            raise stopping
+
+    def land(self) -> None:
+        """The send is stopping on an error with messages still out: read their answers and
+        record them, so that one accepted is never sent again. Errors here only end the landing."""
+        try:
+            for outcome in self.transport.flush(send_waiting=False):
+                item = self.items.pop(outcome.ticket)
+                if not outcome.unsent:
+                    try:
+                        self.record(item, outcome.error, False)
+                    except NewsletterError:
+                        pass  # the send is stopping already; the delivery is released for the next run
+        except Exception as exc:  # noqa: BLE001  the first error is the one to report
+            log.warning("could not read the last answers before stopping: %s", exc)
 
 
 class Dispatcher:
@@ -214,14 +282,15 @@ class Dispatcher:
             self.owners.append(owner)
         sender = owner.rsplit(":", 1)[0]  # host:pid, for progress per worker
         in_hand: Delivery | None = None
-        flight: Flight = {}
         try:
             with self.open_transport() as transport, self.store.outbox.sending():
+                flight = Flight(transport, lambda item, error, may_retry: self._record(
+                    item, error, sender, owner, may_retry), self.stop)
                 try:
                     while not self.stop.is_set():
                         # Each batch is answered in full before the next is claimed: between
                         # batches a sender holds nothing (one round trip per batch).
-                        self._settle(transport, transport.flush(), flight, sender, owner)
+                        flight.drain()
                         batch = self.store.outbox.claim(self.issue.id, owner, self.batch,
                                                         self.policy.lease_seconds, self.held)
                         if not batch:
@@ -232,12 +301,12 @@ class Dispatcher:
                             if self.stop.is_set():
                                 break  # what is left of the batch is released below
                             in_hand = delivery
-                            self._submit(transport, delivery, flight, sender, owner)
+                            self._submit(flight, delivery, owner)
                             in_hand = None
-                    self._settle(transport, transport.flush(), flight, sender, owner)
+                    flight.stopping()
                 finally:
-                    if flight:
-                        self._land(transport, flight, sender, owner)
+                    if flight.items:
+                        flight.land()
         except ConnectionFault as fault:
             # Out of reach: no delivery is to blame, and more connections would only wait too.
             with self.lock:
@@ -283,7 +352,7 @@ class Dispatcher:
         self.stop.wait(min(IDLE_POLL, wait) or 0.01)
         return True
 
-    def _submit(self, transport: Transport, delivery: Delivery, flight: Flight, sender_name: str, owner: str) -> None:
+    def _submit(self, flight: Flight, delivery: Delivery, owner: str) -> None:
         """Hand one delivery to the transport, and record every answer that comes back meanwhile."""
         mid = delivery.message_id or message_id(self.issue, delivery.id, self.site)
         token = unsubscribe_token(self.signing_key, delivery.subscription_id)
@@ -303,52 +372,26 @@ class Dispatcher:
             return
         sender = f"bounce+{verp_token(self.signing_key, delivery.id)}@{self.site.domain}" if self.policy.verp else self.sender
         if self.limiter.interval:  # paced: the message waiting for its content goes now, not after the pause
-            self._settle(transport, transport.flush(), flight, sender_name, owner)
+            flight.drain()
         self.limiter.wait(self.stop)
         with self.lock:
             self.report.attempted += 1
-        envelope = Envelope(delivery.id, sender, delivery.address, raw, prepared.dot_safe)
-        flight[delivery.id] = InFlight(delivery, mid, envelope)
-        self._settle(transport, transport.submit(envelope), flight, sender_name, owner)
-
-    def _settle(
-        self, transport: Transport, outcomes: Sequence[Outcome], flight: Flight, sender_name: str, owner: str,
-    ) -> None:
-        """Record each answer in the order it came. An error that stops the send is raised once
-        every answer in hand is recorded, so none is lost behind it."""
-        waiting = deque(outcomes)
-        stopping: NewsletterError | None = None
-        while waiting:
-            outcome = waiting.popleft()
-            item = flight.pop(outcome.ticket)
-            try:
-                again = self._record(item, outcome.error, sender_name, owner, may_retry=stopping is None)
-            except NewsletterError as exc:  # our setup, the message itself, a full disk, a silent server
-                self.store.outbox.note_error(item.delivery, " ".join(exc.lines()), owner)
-                stopping = stopping or exc
-                continue
-            if again:
-                flight[outcome.ticket] = replace(item, retried=True)
-                waiting.extend(transport.submit(item.envelope))
-        if stopping is not None:
-            raise stopping
-
-    def _land(self, transport: Transport, flight: Flight, sender_name: str, owner: str) -> None:
-        """The send is stopping with messages still out: read their answers and record them, so
-        that one accepted is never sent again. Errors here only end the landing."""
-        try:
-            for outcome in transport.flush():
-                item = flight.pop(outcome.ticket)
-                try:
-                    self._record(item, outcome.error, sender_name, owner, may_retry=False)
-                except NewsletterError:
-                    pass  # the send is stopping already; the delivery is released for the next run
-        except Exception as exc:  # noqa: BLE001  the first error is the one to report
-            log.warning("%s: could not read the last answers before stopping: %s", self.issue.name, exc)
+        # The answers that came meanwhile are recorded before this content goes out: a sender
+        # killed at any point leaves at most one accepted message unrecorded.
+        flight.send(InFlight(delivery, mid, Envelope(delivery.id, sender, delivery.address, raw, prepared.dot_safe)))
 
     def _record(self, item: InFlight, error: DeliveryError | None, sender_name: str, owner: str,
                 may_retry: bool) -> bool:
-        """Record what the server said of one delivery; True when it is to be sent again at once."""
+        """Record what the server said of one delivery; True when it is to be sent again at once.
+        An error that stops the send is noted on the delivery and raised."""
+        try:
+            return self._recorded(item, error, sender_name, owner, may_retry)
+        except NewsletterError as exc:
+            self.store.outbox.note_error(item.delivery, " ".join(exc.lines()), owner)
+            raise
+
+    def _recorded(self, item: InFlight, error: DeliveryError | None, sender_name: str, owner: str,
+                  may_retry: bool) -> bool:
         delivery, mid = item.delivery, item.mid
         if error is None:
             self.accepted = True

@@ -47,6 +47,7 @@ class Outcome:
 
     ticket: int
     error: DeliveryError | None
+    unsent: bool = False  # it never left: its commands went out on a connection another message's answer ended
 
 
 class Transport(Protocol):
@@ -57,12 +58,20 @@ class Transport(Protocol):
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         """Deliver one message now, or raise the DeliveryError that says why not."""
 
+    def collect(self) -> list[Outcome]:
+        """The answers due for messages submitted earlier, read now. Record them before the next
+        submit(): that one may send a message's content, and an answer read and not recorded
+        when the process dies would mean a second copy."""
+
     def submit(self, envelope: Envelope) -> list[Outcome]:
         """Hand over one message; return the outcomes now known, in the order the messages were
-        submitted: earlier messages', and maybe this one's. Never raises a DeliveryError."""
+        submitted: earlier messages' (when collect() was not called first), and maybe this
+        one's. Never raises a DeliveryError."""
 
-    def flush(self) -> list[Outcome]:
-        """Wait for the outcome of every message submitted and not yet reported."""
+    def flush(self, send_waiting: bool = True) -> list[Outcome]:
+        """Wait for the outcome of every message submitted and not yet reported. With
+        `send_waiting` False (a send that stops), a message not yet under way is given up
+        instead: it is not reported, and stays the caller's to release."""
 
     def close(self) -> None: ...
 
@@ -89,6 +98,9 @@ class _Closing:
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         raise NotImplementedError
 
+    def collect(self) -> list[Outcome]:
+        return []
+
     def submit(self, envelope: Envelope) -> list[Outcome]:
         """One at a time: the message's own outcome, at once."""
         try:
@@ -97,7 +109,7 @@ class _Closing:
             return [Outcome(envelope.ticket, error)]
         return [Outcome(envelope.ticket, None)]
 
-    def flush(self) -> list[Outcome]:
+    def flush(self, send_waiting: bool = True) -> list[Outcome]:
         return []
 
     def __enter__(self) -> Self:
@@ -196,6 +208,7 @@ class SmtpTransport(_Closing):
         self._client: Client | None = None
         self._unanswered: Envelope | None = None  # its content and final dot went out, its answer not read
         self._commanded: Envelope | None = None  # its MAIL, RCPT and DATA went out, their replies not read
+        self._ready: Envelope | None = None  # the server said 354 and waits for its content
 
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         outcomes = self.submit(Envelope(0, sender, recipient, message, dot_safe)) + self.flush()
@@ -203,14 +216,26 @@ class SmtpTransport(_Closing):
         if error is not None:
             raise error
 
-    def submit(self, envelope: Envelope) -> list[Outcome]:
-        """With PIPELINING, read what the server said since the last call (the final reply to
-        the message before last, the replies to the last one's commands), then write the last
-        message's content and final dot together with this one's MAIL, RCPT and DATA, and
-        return without waiting: the server works on them while the caller records the answers
-        and prepares the next message. One round trip per message, and at most one message per
-        connection out and unanswered between calls."""
+    def collect(self) -> list[Outcome]:
+        """With PIPELINING: the final reply to the message whose content went out last, and the
+        replies to the commands that went with it. The message whose content the server now
+        waits for goes out at the next submit(), with that message's commands, or at flush()."""
         outcomes, ready = self._answers()
+        self._ready = ready or self._ready
+        return outcomes
+
+    def submit(self, envelope: Envelope) -> list[Outcome]:
+        """With PIPELINING, write the content and final dot of the message the server waits for
+        together with this one's MAIL, RCPT and DATA, and return without waiting: the server
+        works on them while the caller prepares the next message, and collect() reads the
+        answers. One round trip per message, and at most one message per connection out and
+        unanswered between calls."""
+        if self._unanswered is not None or self._commanded is not None:
+            # Answers are due, to be recorded before any content goes out: this one waits its turn.
+            waits = TransientError(f"not sent yet to {envelope.recipient}: answers to earlier messages came first")
+            return self.collect() + [Outcome(envelope.ticket, waits, unsent=True)]
+        outcomes: list[Outcome] = []
+        ready, self._ready = self._ready, None
         try:
             client = self._client or self._connect()
             options = self._options(client, envelope)
@@ -236,9 +261,16 @@ class SmtpTransport(_Closing):
         self._unanswered, self._commanded = ready, envelope
         return outcomes
 
-    def flush(self) -> list[Outcome]:
-        """Read every answer still due, sending the content the server waits for first."""
+    def flush(self, send_waiting: bool = True) -> list[Outcome]:
+        """Read every answer still due, sending the content the server waits for first (or,
+        without `send_waiting`, closing the connection instead: a server that said 354 reads
+        everything up to a final dot as the message, so only a close takes it back)."""
         outcomes, ready = self._answers()
+        if ready is None:
+            ready, self._ready = self._ready, None
+        if ready is not None and not send_waiting:
+            self._drop()
+            return outcomes
         return outcomes + self._deliver(ready)
 
     def _answers(self) -> tuple[list[Outcome], Envelope | None]:
@@ -253,7 +285,7 @@ class SmtpTransport(_Closing):
         if commanded is None:
             return outcomes, None
         if self._client is not client:  # that answer ended the connection: the next one never went
-            return outcomes + [Outcome(commanded.ticket, self._unsent(None, commanded))], None
+            return outcomes + [Outcome(commanded.ticket, self._unsent(None, commanded), unsent=True)], None
         try:
             client.accepted()
         except (Refused, Lost) as failure:
@@ -340,8 +372,8 @@ class SmtpTransport(_Closing):
         """Say QUIT politely; never raises. Flush first: answers still due are lost otherwise
         (and then there is no QUIT, which a server waiting for content would read as content)."""
         client, self._client = self._client, None
-        outstanding = self._unanswered or self._commanded
-        self._unanswered = self._commanded = None
+        outstanding = self._unanswered or self._commanded or self._ready
+        self._unanswered = self._commanded = self._ready = None
         if client is not None and outstanding is None:
             client.quit()
         elif client is not None:
@@ -380,7 +412,7 @@ class SmtpTransport(_Closing):
 
     def _drop(self) -> None:
         client, self._client = self._client, None
-        self._unanswered = self._commanded = None
+        self._unanswered = self._commanded = self._ready = None
         if client is not None:
             client.close()
 
