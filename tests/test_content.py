@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 
 import pytest
 
-from newsletter.inputs.content import load_library, parse_fuzzy_date
+from newsletter.inputs.content import Sketch, load_library, parse_fuzzy_date
 from newsletter.errors import Invalid, NewsletterError
 
 ENTRY = """\
@@ -309,3 +310,52 @@ def test_the_seed_content_carries_the_brief_and_its_timeline() -> None:
     titles = " ".join(e.title for e in library.timeline).lower()
     for fact in ("herzog", "lapid", "taeb", "khodai", "istanbul"):
         assert fact in titles
+
+
+# --- a shortlist: what `build` reads of a timeline of years ---------------------------------------
+
+OLD_BROKEN = ENTRY.replace("2022-06-13", "2001-05-01").replace("Israel told its citizens", "<b>Israel</b> told its citizens")
+
+
+def test_with_a_shortlist_only_the_entries_it_keeps_are_read_and_checked(project: Path) -> None:
+    (project / "content" / "timeline" / "old.yaml").write_text(OLD_BROKEN, encoding="utf-8")
+    seen: list[Sketch] = []
+
+    def recent(sketches: Sequence[Sketch]) -> set[int]:
+        seen[:] = sketches
+        return {i for i, s in enumerate(sketches) if s.date is not None and s.date.start.year == 2022}
+
+    library = load_library(project / "content", recent)
+    assert library.timeline and all(e.date.start.year == 2022 for e in library.timeline)
+    assert Sketch(parse_fuzzy_date("2001-05-01"), "Israel raises its travel warning", ("israel",), "en") in seen
+    with pytest.raises(Invalid) as raised:
+        load_library(project / "content", lambda sketches: range(len(sketches)))
+    assert [str(p) for p in raised.value.problems] == [
+        "content/timeline/old.yaml:3: [0].summary: raw HTML is not allowed in Markdown: <b>",
+    ]
+
+
+def test_a_sketch_leaves_out_what_does_not_read_cleanly(project: Path) -> None:
+    broken = "- title: No date\n  tags: [Iran]\n  language: english\n- date: 2022-06-14\n  title: [a list]\n"
+    (project / "content" / "timeline" / "old.yaml").write_text(broken, encoding="utf-8")
+    seen: list[Sketch] = []
+
+    def none(sketches: Sequence[Sketch]) -> set[int]:
+        seen[:] = sketches
+        return set()
+
+    assert load_library(project / "content", none).timeline == ()
+    assert seen[-2:] == [Sketch(None, "No date", None, None), Sketch(parse_fuzzy_date("2022-06-14"), None, None, "en")]
+
+
+def test_an_entry_kept_for_a_while_then_dropped_leaves_no_problem_behind(project: Path) -> None:
+    """Files are read in name order, and a shortlist is asked after each: what is reported does not
+    depend on that order, only on what is kept in the end."""
+    timeline = project / "content" / "timeline"
+    (timeline / "a.yaml").write_text(OLD_BROKEN.replace("2001-05-01", "2030-01-01"), encoding="utf-8")
+    (timeline / "b.yaml").write_text(ENTRY.replace("2022-06-13", "2031-01-01"), encoding="utf-8")
+
+    def newest(sketches: Sequence[Sketch]) -> set[int]:
+        return {max(range(len(sketches)), key=lambda i: (sketches[i].date or parse_fuzzy_date("1900")).end)}
+
+    assert [e.date.iso for e in load_library(project / "content", newest).timeline] == ["2031-01-01"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 from . import markup
 from .headers import header_problem
 from .marking import Rating, parse_confidence, parse_rating, parse_tlp, rank
-from ..errors import ContentError, Invalid, NewsletterError
+from ..errors import ContentError, Invalid, NewsletterError, SourceError
 from .yamlsource import Mapping, Problems, Value, collector_paused, hint, parse
 
 BRIEF_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
@@ -128,6 +128,24 @@ class TimelineEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class Sketch:
+    """A timeline entry as a first, cheap pass reads it: what choosing an issue's entries needs.
+
+    Each field is read by the same rule as in full; it is None when it does not read cleanly
+    (reading the entry in full then says what is wrong).
+    """
+
+    date: FuzzyDate | None
+    title: str | None
+    tags: tuple[str, ...] | None
+    language: str | None
+
+
+# Given sketches of timeline entries, the positions of those that may be needed in full.
+Shortlist = Callable[[Sequence[Sketch]], Collection[int]]
+
+
+@dataclass(frozen=True, slots=True)
 class Library:
     """Everything in content/: briefs oldest first, timeline entries in date order."""
 
@@ -200,8 +218,13 @@ KEY_POINT_REQUIRED = ("text", "sources")
 T = TypeVar("T")
 
 
-def load_library(root: Path) -> Library:
-    """Load and check every brief and timeline file; raise Invalid listing every problem."""
+def load_library(root: Path, shortlist: Shortlist | None = None) -> Library:
+    """Load and check every brief and timeline file; raise Invalid listing every problem.
+
+    With `shortlist`, every timeline file is still parsed and each entry sketched (its date,
+    tags and language), but only the entries `shortlist` keeps are read and checked in full, and
+    only their problems reported: what an issue needs of a timeline of years (`build`).
+    """
     if not root.is_dir():
         raise NewsletterError(f"content folder not found: {root}")
     problems = Problems(ContentError)
@@ -210,12 +233,12 @@ def load_library(root: Path) -> Library:
         for path in sorted((root / "briefs").glob("*.md"))
         if (brief := _load_brief(path, problems)) is not None
     ]
+    paths = sorted((root / "timeline").glob("*.y*ml"))
     with collector_paused():
-        timeline = [
-            entry
-            for path in sorted((root / "timeline").glob("*.y*ml"))
-            for entry in _load_timeline(path, problems)
-        ]
+        if shortlist is None:
+            timeline = [entry for path in paths for entry in _load_timeline(path, problems)]
+        else:
+            timeline = _load_shortlisted(paths, shortlist, problems)
     _check_related(briefs, problems)
     _check_duplicates(timeline, problems)
     if problems:
@@ -300,10 +323,67 @@ def _load_brief(path: Path, problems: Problems) -> Brief | None:
 
 
 def _load_timeline(path: Path, problems: Problems) -> list[TimelineEntry]:
+    return [entry for value in _timeline_items(path, problems) if (entry := read_entry(value, problems)) is not None]
+
+
+def _timeline_items(path: Path, problems: Problems) -> list[Value]:
+    """A timeline file's entries as values, unread; a file that is no list of them is a problem."""
     text = _read(path, problems)
     root = parse(text, path, problems) if text is not None else None
-    values = root.items() if root else None
-    return [entry for value in values or [] if (entry := read_entry(value, problems)) is not None]
+    return (root.items() if root else None) or []
+
+
+@dataclass(frozen=True, slots=True)
+class _Shortlisted:
+    sketch: Sketch
+    entry: TimelineEntry | None
+    problems: list[SourceError]  # what reading it in full found
+
+
+def _load_shortlisted(paths: list[Path], shortlist: Shortlist, problems: Problems) -> list[TimelineEntry]:
+    """Sketch each file's entries, and read in full those `shortlist` keeps, among everything
+    kept so far: one file's nodes are held at a time, and the entries kept.
+
+    An entry read in full and dropped for a newer one in a later file leaves no problem behind,
+    so what is reported does not depend on which file came first: only the problems of the
+    entries kept in the end, and those of files that do not parse.
+    """
+    kept: list[_Shortlisted] = []
+    for path in paths:
+        file_problems = Problems(ContentError)
+        items = _timeline_items(path, file_problems)
+        problems.items.extend(file_problems.items)
+        # What sketching finds is dropped: reading an entry in full finds it again.
+        scratch = replace(items[0].doc, problems=Problems(ContentError)) if items else None
+        sketches = [_sketch(Value(item.node, scratch, item.path)) for item in items if scratch is not None]
+        chosen = set(shortlist([k.sketch for k in kept] + sketches))
+        offset = len(kept)
+        kept = [k for index, k in enumerate(kept) if index in chosen] + [
+            _read_alone(item, sketch)
+            for index, (item, sketch) in enumerate(zip(items, sketches), start=offset) if index in chosen
+        ]
+    problems.items.extend(problem for k in kept for problem in k.problems)
+    return [k.entry for k in kept if k.entry is not None]
+
+
+SKETCHED = ("date", "title", "tags", "language")
+UNSURE = Sketch(None, None, None, None)
+
+
+def _sketch(value: Value) -> Sketch:
+    fields = value.some(SKETCHED)
+    if fields is None:
+        return UNSURE
+    return Sketch(
+        _fuzzy(fields.get("date")), _plain_value(fields.get("title"), header=True), _tags(fields.get("tags")),
+        _language(fields.get("language")),
+    )
+
+
+def _read_alone(item: Value, sketch: Sketch) -> _Shortlisted:
+    own = Problems(ContentError)
+    entry = read_entry(Value(item.node, replace(item.doc, problems=own), item.path), own)
+    return _Shortlisted(sketch, entry, own.items)
 
 
 def read_entry(value: Value, problems: Problems) -> TimelineEntry | None:
@@ -363,7 +443,10 @@ def _plain(fields: Mapping, key: str, header: bool = False) -> str | None:
     """A one-line text field (title, dek): no Markdown, no HTML, line breaks folded to spaces.
     With `header`, it may end up in a mail header (a subject, a preheader), so it must also
     pass the header rule: no control characters, no encoded words."""
-    value = fields.get(key)
+    return _plain_value(fields.get(key), header)
+
+
+def _plain_value(value: Value | None, header: bool = False) -> str | None:
     if value is None:
         return None
     text = value.text()

@@ -230,6 +230,21 @@ class Value:
             return None
         return tuple(t for t in texts if t is not None)
 
+    def some(self, keys: Sequence[str]) -> dict[str, Value] | None:
+        """The values of these keys, the others not looked at: a first, cheap look, with no
+        problem recorded. None unless this is a mapping that gives each of them at most once."""
+        if not isinstance(self.node, yaml.MappingNode):
+            return None
+        prefix = f"{self.path}." if self.path else ""
+        found: dict[str, Value] = {}
+        for key_node, value_node in self.node.value:
+            key = key_node.value
+            if key in keys:
+                if key in found:
+                    return None
+                found[key] = Value(value_node, self.doc, prefix + key)
+        return found
+
     def mapping(self, allowed: Sequence[str], required: Sequence[str] = ()) -> Mapping | None:
         """Check keys: unknown ones get a did-you-mean hint, repeats and missing ones an error."""
         if not isinstance(self.node, yaml.MappingNode):
