@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.inputs.content import Library, TimelineEntry
-from newsletter.compose.digest import compose, moment, period_of
+from newsletter.inputs.config import Digest
+from newsletter.inputs.content import Library, Sketch, TimelineEntry
+from newsletter.compose.digest import compose, may_show, moment, period_of
 from newsletter.errors import DigestError
 
 from .samples import DIGEST, brief, entry
@@ -111,3 +112,45 @@ def test_periods_name_issues(period: str, when: str, expected: str) -> None:
 
 def test_compose_is_deterministic() -> None:
     assert compose(LIBRARY, DIGEST, at("2022-07-26")) == compose(LIBRARY, DIGEST, at("2022-07-26"))
+
+
+# --- may_show(): the entries `build` reads in full, from a sketch of each -----------------------
+
+def sketch(e: TimelineEntry) -> Sketch:
+    return Sketch(e.date, e.title, e.tags, e.language)
+
+
+@pytest.mark.parametrize("digest", [
+    DIGEST, replace(DIGEST, max_entries=2), replace(DIGEST, max_entries=1), replace(DIGEST, lookback_days=40),
+    replace(DIGEST, tags=("energy",)), replace(DIGEST, language="ar"), replace(DIGEST, tags=()),
+], ids=["weekly", "two", "one", "lookback", "energy", "arabic", "any tag"])
+@pytest.mark.parametrize("day", ["2019-06-01", "2022-06-15", "2022-06-24", "2022-07-26", "2022-07-30"])
+def test_the_entries_an_issue_may_show_compose_the_same_issue(digest: Digest, day: str) -> None:
+    timeline = LIBRARY.timeline + (  # ties on the date, broken by the title
+        entry("late 2022-06", "Another late-June entry"), entry("2022-06", "A second June entry"),
+    )
+    library = replace(LIBRARY, timeline=timeline)
+    keep = may_show([sketch(e) for e in timeline], digest, at(day))
+    shortlisted = replace(library, timeline=tuple(e for i, e in enumerate(timeline) if i in keep))
+    try:
+        expected = compose(library, digest, at(day)).entries
+    except DigestError:
+        expected = ()
+    assert len(keep) == len(expected)
+    if expected:
+        assert compose(shortlisted, digest, at(day)).entries == expected
+
+
+def test_an_entry_whose_sketch_is_incomplete_may_always_be_shown() -> None:
+    sketches = [sketch(e) for e in LIBRARY.timeline] + [
+        Sketch(None, "Undated", ("iran",), "en"), Sketch(LIBRARY.timeline[0].date, None, ("iran",), "en"),
+    ]
+    assert may_show(sketches, replace(DIGEST, max_entries=1), at("2022-07-26")) == {
+        titles(LIBRARY.timeline).index("Taeb dismissed"), len(sketches) - 2, len(sketches) - 1,
+    }
+
+
+def test_an_entry_tied_with_the_last_shown_may_be_shown_too() -> None:
+    """Two entries with the same date and title are one too many (check reports it): both are read."""
+    timeline = (entry("2022-06-12", "Ring exposed"), entry("2022-06-12", "Ring exposed"), entry("2022-06-01", "Older"))
+    assert may_show([sketch(e) for e in timeline], replace(DIGEST, max_entries=1), at("2022-07-26")) == {0, 1}

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from ..inputs.config import Digest
-from ..inputs.content import Brief, KeyPoint, Library, TimelineEntry
+from ..inputs.content import Brief, FuzzyDate, KeyPoint, Library, Sketch, TimelineEntry
 from ..inputs.marking import TLP_LEVELS, label, rank
 from ..errors import ContentError, DigestError, Invalid, SourceError, UsageError
 
@@ -140,23 +141,15 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
     happened, capped at the as-of day, so a month-precision entry never passes for
     the 1st of its month.
     """
-    if as_of.tzinfo is None:
-        raise ValueError("as_of must be timezone-aware")
-    day = as_of.astimezone(digest.zone).date()
+    day, oldest = _window(digest, as_of)
     briefs = [
         b for b in library.briefs
         if b.date <= day and covers(digest, b.tags, b.language)
     ]
     brief = max(briefs, key=lambda b: (b.date, b.slug)) if briefs else None
-    oldest = _days_before(day, digest.lookback_days) if digest.lookback_days else date.min
     pool = library.timeline + (library.trusted_drafts if digest.include_drafts == "trusted" else ())
-    candidates = [
-        e for e in pool
-        if e.date.start <= day and e.date.end >= oldest and covers(digest, e.tags, e.language)
-    ]
-    candidates.sort(
-        key=lambda e: (-min(e.date.end, day).toordinal(), -e.date.start.toordinal(), e.title)
-    )
+    candidates = [e for e in pool if _shown(digest, day, oldest, e.date, e.tags, e.language)]
+    candidates.sort(key=lambda e: (*_recency(e.date, day), e.title))
     entries = tuple(candidates[: digest.max_entries])
     issue = Issue(digest, period_of(digest, as_of), as_of, brief, entries)
     too_high = [p for p in level_problems(library, digest) if _in(issue, p)]
@@ -168,6 +161,48 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
             f"timeline entry in language '{digest.language}' matches its tags on or before that day"
         )
     return issue
+
+
+def may_show(sketches: Sequence[Sketch], digest: Digest, as_of: datetime) -> set[int]:
+    """The sketched timeline entries an issue of `digest` as of `as_of` may show (positions):
+    those `compose` would pick if every sketch holds (with any that tie with the last of them),
+    and every entry whose sketch is incomplete.
+
+    A library of these entries composes the same issue as the whole timeline: an entry left out
+    is one that `compose` would leave out, read in full or not.
+    """
+    day, oldest = _window(digest, as_of)
+    unsure: set[int] = set()
+    ranked: list[tuple[tuple[int, int, str], int]] = []
+    for index, s in enumerate(sketches):
+        if s.date is None or s.title is None or s.tags is None or s.language is None:
+            unsure.add(index)
+        elif _shown(digest, day, oldest, s.date, s.tags, s.language):
+            ranked.append(((*_recency(s.date, day), s.title), index))
+    ranked.sort()
+    if digest.max_entries < len(ranked):
+        last = ranked[digest.max_entries - 1][0] if digest.max_entries else None
+        ranked = [r for r in ranked if last is not None and r[0] <= last]
+    return unsure | {i for _, i in ranked}
+
+
+def _window(digest: Digest, as_of: datetime) -> tuple[date, date]:
+    """The as-of day in the digest's zone, and the first day an entry may reach back to."""
+    if as_of.tzinfo is None:
+        raise ValueError("as_of must be timezone-aware")
+    day = as_of.astimezone(digest.zone).date()
+    return day, _days_before(day, digest.lookback_days) if digest.lookback_days else date.min
+
+
+def _shown(digest: Digest, day: date, oldest: date, when: FuzzyDate, tags: tuple[str, ...], language: str) -> bool:
+    """Whether an issue of `day` may show an entry: begun by then, not older than the lookback,
+    and in the digest's language and tags."""
+    return when.start <= day and when.end >= oldest and covers(digest, tags, language)
+
+
+def _recency(when: FuzzyDate, day: date) -> tuple[int, int]:
+    """Newest first: by the latest day it may have happened (capped at `day`), then its first."""
+    return (-min(when.end, day).toordinal(), -when.start.toordinal())
 
 
 def _in(issue: Issue, problem: SourceError) -> bool:
