@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import random
 from datetime import date
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from lxml import html as lxml_html
 
 from newsletter.inputs.config import load_config
 from newsletter.usecases.build import Project, preview as write_preview
-from newsletter.compose.digest import moment
+from newsletter.compose.digest import compose, moment
 
 from .conftest import Run
 
@@ -134,3 +135,56 @@ def test_view_in_browser_comes_first_and_the_footer_has_the_readers_links(projec
                            "3 items above your clearance were withheld.\n\n"
                            "View in your browser: https://threat-digest.example.org/issues/weekly-2022-W30\n")
     assert "Threat Digest, PO Box 12, 1000 Brussels" in text[text.index("\n--\n"):]
+
+
+def years_of_entries(project: Path, count: int) -> None:
+    """`count` more timeline entries over three files, dated to the day, the month or the year
+    (so many share a date), as a team that keeps a timeline for years would have them."""
+    rng = random.Random(17)
+    files: dict[int, list[str]] = {}
+    for n in range(count):
+        year, month, day = 2020 + n % 3, 1 + rng.randrange(12), 1 + rng.randrange(28)
+        when = rng.choice((f"{year}-{month:02d}-{day:02d}", f"{year}-{month:02d}", f"late {year}-{month:02d}", f"{year}"))
+        tags = rng.choice(("[iran]", "[turkey, israel]", "[energy]"))
+        language = rng.choice(("en", "en", "en", "ar"))
+        files.setdefault(year, []).append(
+            f'- date: "{when}"\n  title: Entry {n * 7919 % count:04d}\n  summary: Entry number {n}.\n  tags: {tags}\n'
+            f"  language: {language}\n  sources:\n    - title: Report {n}\n      publisher: Outlet\n"
+            f"      url: https://outlet.example/{n}\n"
+        )
+    for year, entries in files.items():
+        (project / "content" / "timeline" / f"{year}.yaml").write_text("".join(entries), encoding="utf-8")
+
+
+def test_a_build_reads_in_full_only_what_its_issue_may_show_and_builds_the_same_bytes(project: Path) -> None:
+    years_of_entries(project, 600)
+    config = load_config(project / "config.yaml")
+    digest = config.digest("weekly")
+    whole = Project.of(config)
+    days = [date(2020, 3, 1), date(2021, 6, 30), date(2022, 7, 30), date(2023, 1, 1)]
+    for day in days:
+        when = moment(day, digest)
+        shortlisted = Project.for_issues(config, [(digest, when)])
+        issue = compose(whole.library, digest, when)
+        assert compose(shortlisted.library, digest, when) == issue
+        assert set(shortlisted.library.timeline) == set(issue.entries)  # of 620 entries, those 8
+    when = moment(days[2], digest)
+    one = write_preview(whole, digest, when, project / "one")
+    two = write_preview(Project.for_issues(config, [(digest, when)]), digest, when, project / "two")
+    assert [f.path.read_bytes() for f in one.files] == [f.path.read_bytes() for f in two.files]
+
+
+def test_build_leaves_out_a_broken_entry_its_issue_does_not_show_and_check_reports_it(project: Path, run: Run) -> None:
+    old = (
+        '- date: "2001"\n  title: An old entry\n  summary: Written with <b>raw HTML</b>.\n  tags: [iran]\n'
+        "  sources:\n    - title: T\n      publisher: P\n      url: https://example.org/old\n"
+    )
+    (project / "content" / "timeline" / "old.yaml").write_text(old, encoding="utf-8")
+    assert run("build", "--as-of", "2022-07-30").exit_code == 0
+    result = run("check", "--as-of", "2022-07-30")
+    assert result.exit_code == 2
+    assert "content/timeline/old.yaml:3: [0].summary: raw HTML is not allowed in Markdown: <b>" in result.stdout
+
+    result = run("build", "--as-of", "2001-12-31")  # the entry is the issue's newest: it is read, and refused
+    assert result.exit_code == 2
+    assert "content/timeline/old.yaml:3: [0].summary: raw HTML is not allowed in Markdown: <b>" in result.stderr

@@ -145,9 +145,11 @@ def cli(ctx: click.Context, config_path: Path) -> None:
 def build(session: Session, digest_name: str | None, as_of: date | datetime | None, out_dir: Path | None) -> None:
     """Write an issue's digest.html, digest.txt and a sample digest.eml."""
     config = session.config
-    project = Project.of(config)
-    for digest in config.selected(digest_name):
-        written = preview(project, digest, moment(as_of or _now(), digest), out_dir or config.out_dir)
+    now = _now()
+    wanted = [(digest, moment(as_of or now, digest)) for digest in config.selected(digest_name)]
+    project = Project.for_issues(config, wanted)
+    for digest, when in wanted:
+        written = preview(project, digest, when, out_dir or config.out_dir)
         click.echo(f"{written.issue.id}: {written.rendered.subject}")
         for file in written.files:
             click.echo(f"  {display_path(file.path)}  {_human_size(file.size)}")

@@ -12,17 +12,17 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ..compose import stix
-from ..compose.digest import Issue, compose
+from ..compose.digest import Issue, compose, may_show
 from ..inputs.marking import TLP_LEVELS
 from ..compose.message import SAMPLE_TOKEN, build_message, check_headers, for_sample, preview_message_id
 from ..inputs.config import Digest
 from ..compose.render import Rendered, Renderer
 from ..errors import OutOfSpace, StoreError, display_path
 from ..inputs.config import Config
-from ..inputs.content import Library, load_library
+from ..inputs.content import Library, Sketch, load_library
 from ..intake.drafts import trusted_entries
 
 GMAIL_CLIP_BYTES = 102 * 1024  # Gmail hides the rest of a message past this much HTML
@@ -43,7 +43,22 @@ class Project:
     def of(cls, config: Config) -> Project:
         """The content and templates `config` names, loaded now (the scheduler calls this on
         every fire: analysts edit the content between fires)."""
-        library = load_library(config.content_dir)
+        return cls._loaded(config, load_library(config.content_dir))
+
+    @classmethod
+    def for_issues(cls, config: Config, issues: Iterable[tuple[Digest, datetime]]) -> Project:
+        """Enough of the content for these issues (a digest and a moment each), as `build` needs:
+        every timeline file is parsed, but only the entries an issue may show are read and checked
+        in full, so a timeline of years costs little more than a parse. `check` reads the rest."""
+        wanted = tuple(issues)
+
+        def shortlist(sketches: Sequence[Sketch]) -> set[int]:
+            return set().union(*(may_show(sketches, digest, when) for digest, when in wanted))
+
+        return cls._loaded(config, load_library(config.content_dir, shortlist))
+
+    @classmethod
+    def _loaded(cls, config: Config, library: Library) -> Project:
         if any(d.include_drafts == "trusted" for d in config.digests):
             library = replace(library, trusted_drafts=tuple(trusted_entries(config.content_dir)))
         return cls(config, library, Renderer(config.templates_dir, config.site))
