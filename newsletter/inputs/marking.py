@@ -136,6 +136,8 @@ def parse_rating(reliability: str | None, credibility: str | None) -> Rating | N
 def likelihood_with_confidence(text: str) -> list[str]:
     """Sentences of `text` that pair a likelihood term with a confidence level, which ICD 203
     asks analysts not to do (say how likely, or how sure, in one sentence, not both)."""
+    if not _CONFIDENCE.search(text):  # a sentence's match is the whole text's too; most texts have none
+        return []
     return [
         sentence.strip() for sentence in _SENTENCE.split(text)
         if _LIKELIHOOD.search(sentence) and _CONFIDENCE.search(sentence)
