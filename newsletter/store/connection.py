@@ -102,9 +102,15 @@ class Database:
     three (BEGIN, UPDATE, COMMIT); a pool of its own, so no connection switches modes back
     and forth (each switch costs round trips)."""
 
-    def __init__(self, engine: Engine, autocommit: Engine | None = None) -> None:
+    def __init__(self, engine: Engine, autocommit: Engine | None = None, folder: str | None = None) -> None:
         self.engine = engine
         self.autocommit = autocommit or engine
+        self.folder = folder  # an SQLite file's folder, whose free space tells a full disk
+
+    def driver_error(self, error: BaseException) -> BaseException:
+        """What a driver's own error means, for writes made past SQLAlchemy (the per-message
+        mark): the disk is full, or the error itself."""
+        return FULL if _is_full(error, self.folder) else error
 
     @property
     def postgresql(self) -> bool:
@@ -131,7 +137,7 @@ class Database:
         folder = (os.path.dirname(url.removeprefix("sqlite:///")) or ".") if url.startswith("sqlite:///") else None
         for each in (engine, autocommit):
             sa.event.listen(each, "handle_error", _full_disk_hook(folder))
-        database = cls(engine, autocommit)
+        database = cls(engine, autocommit, folder)
         if upgrade:
             try:
                 migrate(engine)

@@ -220,13 +220,16 @@ class Outbox:
     @contextmanager
     def sending(self) -> Iterator[None]:
         """While a sending thread is inside, its marks reuse one connection instead of taking one
-        from the pool for each message (a pool checkout costs about as much as the mark)."""
+        from the pool for each message (a pool checkout costs about as much as the mark), and
+        go to the driver's cursor straight: SQLAlchemy's execution costs half as much again."""
         with self.db.autocommit.connect() as conn:
             self._local.conn = conn
+            self._local.cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 yield
             finally:
-                self._local.conn = None
+                self._local.cursor.close()
+                self._local.conn = self._local.cursor = None
 
     def mark_sent(self, delivery: Delivery, message_id: str, owner: str, sent_by: str | None = None) -> bool:
         """Once per message on the hot path: the driver's SQL, one statement unless a bounce count
@@ -237,12 +240,22 @@ class Outbox:
         params = (delivery.attempts + 1, message_id, now, now, sent_by, delivery.id, owner)
         held: Connection | None = getattr(self._local, "conn", None)
         if held is not None:
-            return self._marked(held, delivery, params)
+            return self._marked(held, delivery, params, self._local.cursor)
         with self.db.autocommit.connect() as conn:
             return self._marked(conn, delivery, params)
 
-    def _marked(self, conn: Connection, delivery: Delivery, params: tuple[object, ...]) -> bool:
-        marked = conn.exec_driver_sql(self._mark_sent, params).rowcount
+    def _marked(self, conn: Connection, delivery: Delivery, params: tuple[object, ...], cursor: Any = None) -> bool:
+        if cursor is None:
+            marked = conn.exec_driver_sql(self._mark_sent, params).rowcount
+        else:
+            try:
+                cursor.execute(self._mark_sent, params)  # autocommit: committed when it returns
+            except Exception as exc:
+                error = self.db.driver_error(exc)
+                if error is not exc:
+                    raise error from None
+                raise
+            marked = cursor.rowcount
         if marked and delivery.bounces:
             conn.execute(subscribers.update().where(subscribers.c.id == delivery.subscriber_id).values(bounces=0))
         return bool(marked)
