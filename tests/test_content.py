@@ -359,3 +359,12 @@ def test_an_entry_kept_for_a_while_then_dropped_leaves_no_problem_behind(project
         return {max(range(len(sketches)), key=lambda i: (sketches[i].date or parse_fuzzy_date("1900")).end)}
 
     assert [e.date.iso for e in load_library(project / "content", newest).timeline] == ["2031-01-01"]
+
+
+def test_a_bad_entry_among_thousands_is_reported_at_its_file_and_line(project: Path) -> None:
+    entries = [ENTRY.replace("2022-06-13", f"20{n % 20:02d}-0{1 + n % 9}-1{n % 10}").replace(
+        "Israel raises its travel warning", f"Entry {n}") for n in range(3000)]
+    entries[1717] = entries[1717].replace("  summary: Israel", "  summary: <b>Israel</b>")
+    problems = problems_after_writing(project, TIMELINE, "".join(entries))
+    line = 1 + sum(e.count("\n") for e in entries[:1717]) + 2
+    assert problems == [f"content/timeline/bad.yaml:{line}: [1717].summary: raw HTML is not allowed in Markdown: <b>"]
