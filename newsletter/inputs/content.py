@@ -222,8 +222,8 @@ def load_library(root: Path, shortlist: Shortlist | None = None) -> Library:
     """Load and check every brief and timeline file; raise Invalid listing every problem.
 
     With `shortlist`, every timeline file is still parsed and each entry sketched (its date,
-    tags and language), but only the entries `shortlist` keeps are read and checked in full, and
-    only their problems reported: what an issue needs of a timeline of years (`build`).
+    title, tags and language), but only the entries `shortlist` keeps are read and checked in
+    full, and only their problems reported: what an issue needs of a timeline of years (`build`).
     """
     if not root.is_dir():
         raise NewsletterError(f"content folder not found: {root}")
@@ -337,7 +337,7 @@ def _timeline_items(path: Path, problems: Problems) -> list[Value]:
 class _Shortlisted:
     sketch: Sketch
     entry: TimelineEntry | None
-    problems: list[SourceError]  # what reading it in full found
+    problems: tuple[SourceError, ...]  # what reading it in full found
 
 
 def _load_shortlisted(paths: list[Path], shortlist: Shortlist, problems: Problems) -> list[TimelineEntry]:
@@ -350,12 +350,12 @@ def _load_shortlisted(paths: list[Path], shortlist: Shortlist, problems: Problem
     """
     kept: list[_Shortlisted] = []
     for path in paths:
-        file_problems = Problems(ContentError)
-        items = _timeline_items(path, file_problems)
-        problems.items.extend(file_problems.items)
+        items = _timeline_items(path, problems)
+        if not items:
+            continue
         # What sketching finds is dropped: reading an entry in full finds it again.
-        scratch = replace(items[0].doc, problems=Problems(ContentError)) if items else None
-        sketches = [_sketch(Value(item.node, scratch, item.path)) for item in items if scratch is not None]
+        scratch = replace(items[0].doc, problems=Problems(ContentError))
+        sketches = [_sketch(Value(item.node, scratch, item.path)) for item in items]
         chosen = set(shortlist([k.sketch for k in kept] + sketches))
         offset = len(kept)
         kept = [k for index, k in enumerate(kept) if index in chosen] + [
@@ -383,7 +383,7 @@ def _sketch(value: Value) -> Sketch:
 def _read_alone(item: Value, sketch: Sketch) -> _Shortlisted:
     own = Problems(ContentError)
     entry = read_entry(Value(item.node, replace(item.doc, problems=own), item.path), own)
-    return _Shortlisted(sketch, entry, own.items)
+    return _Shortlisted(sketch, entry, tuple(own.items))
 
 
 def read_entry(value: Value, problems: Problems) -> TimelineEntry | None:
