@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -148,9 +149,9 @@ def compose(library: Library, digest: Digest, as_of: datetime) -> Issue:
     ]
     brief = max(briefs, key=lambda b: (b.date, b.slug)) if briefs else None
     pool = library.timeline + (library.trusted_drafts if digest.include_drafts == "trusted" else ())
-    candidates = [e for e in pool if _shown(digest, day, oldest, e.date, e.tags, e.language)]
-    candidates.sort(key=lambda e: (*_recency(e.date, day), e.title))
-    entries = tuple(candidates[: digest.max_entries])
+    candidates = (e for e in pool if _shown(digest, day, oldest, e.date, e.tags, e.language))
+    # The first few in order (what sorting all and slicing gives), without a list of them all.
+    entries = tuple(heapq.nsmallest(digest.max_entries, candidates, key=lambda e: (*_recency(e.date, day), e.title)))
     issue = Issue(digest, period_of(digest, as_of), as_of, brief, entries)
     too_high = [p for p in level_problems(library, digest) if _in(issue, p)]
     if too_high:

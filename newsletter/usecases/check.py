@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from itertools import chain
 from pathlib import Path
 
 from ..compose.digest import covers, level_problems, moment
@@ -100,10 +101,11 @@ def _check_digest(project: Project, digest: Digest, when: datetime, report: Repo
 
 def _estimative_warnings(library: Library) -> list[str]:
     """Sentences that say both how likely and how sure (ICD 203 keeps the two apart)."""
-    texts = [
-        (brief.path, point.line, f"key_points[{index}].text", point.text)
-        for brief in library.briefs for index, point in enumerate(brief.key_points)
-    ] + [(entry.path, entry.line, "summary", entry.summary) for entry in library.timeline]
+    texts = chain(
+        ((brief.path, point.line, f"key_points[{index}].text", point.text)
+         for brief in library.briefs for index, point in enumerate(brief.key_points)),
+        ((entry.path, entry.line, "summary", entry.summary) for entry in library.timeline),
+    )
     return [
         f"{display_path(path)}:{line}: {field}: \"{sentence[:80]}\" pairs a likelihood term with a confidence level; "
         "ICD 203 asks for one or the other in a sentence"
@@ -112,12 +114,14 @@ def _estimative_warnings(library: Library) -> list[str]:
 
 
 def _newest_moment(library: Library, digest: Digest) -> datetime | None:
-    days = [b.date for b in library.briefs if covers(digest, b.tags, b.language)] + [
-        e.date.end for e in library.timeline if covers(digest, e.tags, e.language)
-    ]
-    if not days:
+    days = chain(
+        (b.date for b in library.briefs if covers(digest, b.tags, b.language)),
+        (e.date.end for e in library.timeline if covers(digest, e.tags, e.language)),
+    )
+    newest = max(days, default=None)
+    if newest is None:
         return None
-    return datetime.combine(max(days), time(12), tzinfo=digest.zone)
+    return datetime.combine(newest, time(12), tzinfo=digest.zone)
 
 
 def _count(number: int, one: str, many: str | None = None) -> str:
