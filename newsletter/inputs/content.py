@@ -10,13 +10,14 @@ from dataclasses import dataclass, replace
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from . import markup
 from .headers import header_problem
 from .marking import Rating, parse_confidence, parse_rating, parse_tlp, rank
-from ..errors import ContentError, Invalid, NewsletterError, SourceError
+from .skim import Skimmed, skim
+from ..errors import ContentError, Invalid, NewsletterError, display_path
 from .yamlsource import Mapping, Problems, Value, collector_paused, hint, parse
 
 BRIEF_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([a-z0-9][a-z0-9-]*)\.md$")
@@ -323,47 +324,83 @@ def _load_brief(path: Path, problems: Problems) -> Brief | None:
 
 
 def _load_timeline(path: Path, problems: Problems) -> list[TimelineEntry]:
-    return [entry for value in _timeline_items(path, problems) if (entry := read_entry(value, problems)) is not None]
-
-
-def _timeline_items(path: Path, problems: Problems) -> list[Value]:
-    """A timeline file's entries as values, unread; a file that is no list of them is a problem."""
     text = _read(path, problems)
-    root = parse(text, path, problems) if text is not None else None
-    return (root.items() if root else None) or []
-
-
-@dataclass(frozen=True, slots=True)
-class _Shortlisted:
-    sketch: Sketch
-    entry: TimelineEntry | None
-    problems: tuple[SourceError, ...]  # what reading it in full found
+    items = _items(text, path, problems) if text is not None else []
+    return [entry for value in items if (entry := read_entry(value, problems)) is not None]
 
 
 def _load_shortlisted(paths: list[Path], shortlist: Shortlist, problems: Problems) -> list[TimelineEntry]:
-    """Sketch each file's entries, and read in full those `shortlist` keeps, among everything
-    kept so far: one file's nodes are held at a time, and the entries kept.
-
-    An entry read in full and dropped for a newer one in a later file leaves no problem behind,
-    so what is reported does not depend on which file came first: only the problems of the
-    entries kept in the end, and those of files that do not parse.
-    """
-    kept: list[_Shortlisted] = []
+    """Sketch every entry of every file, then read in full, file by file, those `shortlist`
+    keeps. A file laid out plainly is sketched from its text (skim.py) and composed only if it
+    holds one of them; any other is composed to be sketched, one file's nodes at a time."""
+    texts: dict[Path, str] = {}
+    skimmed: dict[Path, list[int]] = {}  # the first line of each entry, as the skim found them
+    found: list[tuple[Path, int, Sketch]] = []
     for path in paths:
-        items = _timeline_items(path, problems)
-        if not items:
+        text = _read(path, problems)
+        if text is None:
             continue
-        # What sketching finds is dropped: reading an entry in full finds it again.
-        scratch = replace(items[0].doc, problems=Problems(ContentError))
-        sketches = [_sketch(Value(item.node, scratch, item.path)) for item in items]
-        chosen = set(shortlist([k.sketch for k in kept] + sketches))
-        offset = len(kept)
-        kept = [k for index, k in enumerate(kept) if index in chosen] + [
-            _read_alone(item, sketch)
-            for index, (item, sketch) in enumerate(zip(items, sketches), start=offset) if index in chosen
-        ]
-    problems.items.extend(problem for k in kept for problem in k.problems)
-    return [k.entry for k in kept if k.entry is not None]
+        texts[path] = text
+        entries = skim(text)
+        if entries is not None:
+            skimmed[path] = [entry.line for entry in entries]
+            sketches = [_skimmed_sketch(entry) for entry in entries]
+        else:
+            sketches = [_sketch(item) for item in _scratch(_items(text, path, problems))]
+        found.extend((path, index, sketch) for index, sketch in enumerate(sketches))
+    wanted: dict[Path, dict[int, Sketch]] = {}
+    for position in sorted(set(shortlist([sketch for _, _, sketch in found]))):
+        path, index, sketch = found[position]
+        wanted.setdefault(path, {})[index] = sketch
+    timeline: list[TimelineEntry] = []
+    for path, sketched in wanted.items():
+        items = _items(texts[path], path, problems)
+        if path in skimmed and [item.line for item in items] != skimmed[path]:
+            _misread(path)
+        for index, sketch in sketched.items():
+            entry = read_entry(items[index], problems)
+            if entry is None:
+                continue
+            if path in skimmed and Sketch(entry.date, entry.title, entry.tags, entry.language) != sketch:
+                _misread(path)
+            timeline.append(entry)
+    return timeline
+
+
+def _misread(path: Path) -> NoReturn:
+    """A skim that found entries where the parser does not, or read a valid entry otherwise, is
+    a bug: the issue might be wrong, so nothing is built (the command reports an internal error)."""
+    raise RuntimeError(f"{display_path(path)} was skimmed differently from how it parses")
+
+
+def _items(text: str, path: Path, problems: Problems) -> list[Value]:
+    root = parse(text, path, problems)
+    return (root.items() if root else None) or []
+
+
+def _scratch(items: list[Value]) -> list[Value]:
+    """The same values, their problems recorded nowhere: reading an entry in full finds them again."""
+    scratch = replace(items[0].doc, problems=Problems(ContentError)) if items else None
+    return [Value(item.node, scratch, item.path) for item in items if scratch is not None]
+
+
+def _skimmed_sketch(entry: Skimmed) -> Sketch:
+    """A skimmed entry's sketch, by the rules of reading it in full."""
+    given = entry.fields
+    date, title, tags, language = given.get("date"), given.get("title"), given.get("tags"), given.get("language", "en")
+    return Sketch(
+        _or_none(parse_fuzzy_date, date) if isinstance(date, str) else None,
+        _or_none(_one_line, title, True) if isinstance(title, str) else None,
+        None if tags is None else _or_none(_tag_list, (tags,) if isinstance(tags, str) else tags),
+        _or_none(_language_code, language) if isinstance(language, str) else None,
+    )
+
+
+def _or_none(rule: Callable[..., T], *args: object) -> T | None:
+    try:
+        return rule(*args)
+    except ValueError:
+        return None
 
 
 SKETCHED = ("date", "title", "tags", "language")
@@ -378,12 +415,6 @@ def _sketch(value: Value) -> Sketch:
         _fuzzy(fields.get("date")), _plain_value(fields.get("title"), header=True), _tags(fields.get("tags")),
         _language(fields.get("language")),
     )
-
-
-def _read_alone(item: Value, sketch: Sketch) -> _Shortlisted:
-    own = Problems(ContentError)
-    entry = read_entry(Value(item.node, replace(item.doc, problems=own), item.path), own)
-    return _Shortlisted(sketch, entry, tuple(own.items))
 
 
 def read_entry(value: Value, problems: Problems) -> TimelineEntry | None:
@@ -447,20 +478,28 @@ def _plain(fields: Mapping, key: str, header: bool = False) -> str | None:
 
 
 def _plain_value(value: Value | None, header: bool = False) -> str | None:
-    if value is None:
-        return None
-    text = value.text()
-    if text is None:
-        return None
+    text = value.text() if value is not None else None
+    return None if value is None or text is None else _checked(value, lambda: _one_line(text, header))
+
+
+def _one_line(text: str, header: bool) -> str:
+    """The rule of `_plain`, on the text; ValueError says what is wrong."""
     if "<" in text and re.search(r"</?[a-zA-Z]", text):
-        value.error(f"HTML is not allowed here: {text[:60]}")
-        return None
+        raise ValueError(f"HTML is not allowed here: {text[:60]}")
     folded = " ".join(text.split())
     problem = header_problem(folded) if header else None
     if problem is not None:
-        value.error(problem)
-        return None
+        raise ValueError(problem)
     return folded
+
+
+def _checked(value: Value, rule: Callable[[], T]) -> T | None:
+    """What `rule` gives, or None after its ValueError is recorded at `value`."""
+    try:
+        return rule()
+    except ValueError as exc:
+        value.error(str(exc))
+        return None
 
 
 def _markdown(value: Value | None, one_paragraph: bool = False) -> str | None:
@@ -506,25 +545,26 @@ def _language(value: Value | None) -> str | None:
     if value is None:
         return "en"
     raw = value.text()
-    if raw is not None and not LANGUAGE.match(raw):
-        value.error(f"'{raw}' is not a language code such as en, ar or pt-BR")
-        return None
+    return None if raw is None else _checked(value, lambda: _language_code(raw))
+
+
+def _language_code(raw: str) -> str:
+    if not LANGUAGE.match(raw):
+        raise ValueError(f"'{raw}' is not a language code such as en, ar or pt-BR")
     return raw
 
 
 def _tags(value: Value | None) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    tags = value.texts()
-    if tags is None:
-        return None
+    tags = value.texts() if value is not None else None
+    return None if value is None or tags is None else _checked(value, lambda: _tag_list(tags))
+
+
+def _tag_list(tags: tuple[str, ...]) -> tuple[str, ...]:
     if not tags:
-        value.error("give at least one tag")
-        return None
+        raise ValueError("give at least one tag")
     bad = [t for t in tags if not TAG.match(t)]
     if bad:
-        value.error(f"tags are lowercase words joined by '-': {', '.join(bad)}")
-        return None
+        raise ValueError(f"tags are lowercase words joined by '-': {', '.join(bad)}")
     return tuple(dict.fromkeys(tags))
 
 
