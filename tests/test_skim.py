@@ -81,14 +81,19 @@ def test_what_only_the_parser_reads_right_leaves_the_file_to_it(text: str) -> No
     assert skim(text) is None
 
 
-def test_a_key_line_inside_a_quoted_value_is_either_a_second_key_or_one_the_entry_lacks() -> None:
-    inside = ENTRY.replace("  summary: >-\n    Israel told its citizens to leave Istanbul.",
-                           '  summary: "Israel told its citizens\n  title: to leave."')
-    assert skim(inside) is None  # its own title is given too: two title lines
-    lacking = inside.replace("  title: Israel raises its travel warning\n", "")
+@pytest.mark.parametrize(("inside", "seen"), [
+    ('  summary: "Israel told its citizens\n  title: to leave."', 'to leave."'),
+    ("  actors: [Israel,\n  title: Turkey]", "Turkey]"),
+])
+def test_a_key_line_inside_a_quoted_or_bracketed_value_is_a_second_key_or_one_the_entry_lacks(
+    inside: str, seen: str
+) -> None:
+    text = ENTRY.replace("  summary: >-\n    Israel told its citizens to leave Istanbul.", inside)
+    assert skim(text) is None  # its own title is given too: two title lines
+    lacking = text.replace("  title: Israel raises its travel warning\n", "")
     [(_, fields, reads)] = parsed(lacking)
     [entry] = skim(lacking) or []
-    assert entry.fields["title"] == 'to leave."' and "title" not in fields and not reads  # reading it says so
+    assert entry.fields["title"] == seen and "title" not in fields and not reads  # reading it says so
 
 
 def test_a_skim_the_parser_disagrees_with_stops_the_build(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,9 @@ line with a dash at the margin, and only a quoted or bracketed value could carry
 inside it, but it would then be left open at the end of the entry before, which libyaml refuses.
 Within an entry every line two spaces in must be a plain `key:` (a block value's lines are
 further in, a plain value cannot go on at two spaces), so each key the parser reads is on such a
-line. A line like that which the parser reads as the inside of a quoted value is then either a
-second line for the same key (left to the parser) or stands for a key the entry lacks: reading
-that entry in full says it is missing.
+line. A line like that which the parser reads as the inside of a quoted or bracketed value is
+then either a second line for the same key (left to the parser) or stands for a key the entry
+lacks: reading that entry in full says it is missing.
 """
 
 from __future__ import annotations
