@@ -264,7 +264,9 @@ def test_an_unexpected_error_in_a_sending_thread_stops_the_send_with_one_line(
     assert result.stderr.splitlines() == [
         f"internal error: sending weekly-2022-W30 to {addresses[2]} (delivery 3): RuntimeError: a bug"
     ]
-    assert smtp_server.recipients() == addresses[:2]  # stopped there, nobody after it
+    # Stopped there, nobody after it. With PIPELINING the 2nd message may only have had its
+    # commands out when the bug struck: then it is given back (the connection closes), not sent.
+    assert smtp_server.recipients() in (addresses[:1], addresses[:2])
     store = store_of(project)
     issue = store.issues.get("weekly", "2022-W30")
     assert issue is not None
