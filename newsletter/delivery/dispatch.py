@@ -153,7 +153,7 @@ class Flight:
     def drain(self) -> None:
         """Everything out answered and recorded (a message sent again at once included)."""
         while self.items and not self.stop.is_set():
-            outcomes = self.transport.collect() or self.transport.flush()  # answers recorded before content goes
+            outcomes = self.transport.flush()
             if not outcomes:
                 return
             self.settle(outcomes)

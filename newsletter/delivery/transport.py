@@ -69,7 +69,8 @@ class Transport(Protocol):
         one's. Never raises a DeliveryError."""
 
     def flush(self, send_waiting: bool = True) -> list[Outcome]:
-        """Wait for the outcome of every message submitted and not yet reported. With
+        """Wait for the outcome of every message submitted and not yet reported: call again
+        until it returns nothing, recording each answer in between. With
         `send_waiting` False (a send that stops), a message not yet under way is given up
         instead: it is not reported, and stays the caller's to release."""
 
@@ -234,19 +235,18 @@ class SmtpTransport(_Closing):
             # Answers are due, to be recorded before any content goes out: this one waits its turn.
             waits = TransientError(f"not sent yet to {envelope.recipient}: answers to earlier messages came first")
             return self.collect() + [Outcome(envelope.ticket, waits, unsent=True)]
-        outcomes: list[Outcome] = []
         ready, self._ready = self._ready, None
         try:
             client = self._client or self._connect()
             options = self._options(client, envelope)
         except DeliveryError as error:
-            return outcomes + self._deliver(ready) + [Outcome(envelope.ticket, error)]
+            return self._deliver(ready) + [Outcome(envelope.ticket, error)]
         if not client.pipelining:
             try:
                 client.send(envelope.sender, envelope.recipient, envelope.message, options, envelope.dot_safe)
             except (Refused, Lost) as failure:
-                return outcomes + [Outcome(envelope.ticket, self._failure(failure, envelope, client))]
-            return outcomes + [Outcome(envelope.ticket, None)]
+                return [Outcome(envelope.ticket, self._failure(failure, envelope, client))]
+            return [Outcome(envelope.ticket, None)]
         commands = client.commands(envelope.sender, envelope.recipient, options)
         try:
             if ready is not None:
@@ -254,22 +254,26 @@ class SmtpTransport(_Closing):
             else:
                 client.start(envelope.sender, envelope.recipient, options)
         except Lost as lost:
-            if ready is not None:  # uncertain if its final dot got out
-                outcomes.append(Outcome(ready.ticket, self._failure(lost, ready, client)))
+            # The one waiting is uncertain if its final dot got out; this one never went.
+            lost_too = [Outcome(ready.ticket, self._failure(lost, ready, client))] if ready is not None else []
             self._drop()
-            return outcomes + [Outcome(envelope.ticket, self._unsent(lost, envelope))]
+            return lost_too + [Outcome(envelope.ticket, self._unsent(lost, envelope))]
         self._unanswered, self._commanded = ready, envelope
-        return outcomes
+        return []
 
     def flush(self, send_waiting: bool = True) -> list[Outcome]:
-        """Read every answer still due, sending the content the server waits for first (or,
-        without `send_waiting`, closing the connection instead: a server that said 354 reads
-        everything up to a final dot as the message, so only a close takes it back)."""
+        """Read the answers still due; once they are all in (and recorded: the caller calls
+        again), send the content the server waits for and read its answer. Without
+        `send_waiting`, close the connection instead: a server that said 354 reads everything
+        up to a final dot as the message, so only a close takes it back."""
         outcomes, ready = self._answers()
-        if ready is None:
-            ready, self._ready = self._ready, None
+        ready = ready or self._ready
+        self._ready = None
         if ready is not None and not send_waiting:
             self._drop()
+            return outcomes
+        if ready is not None and outcomes:
+            self._ready = ready  # its content goes at the next call, after these are recorded
             return outcomes
         return outcomes + self._deliver(ready)
 
