@@ -193,6 +193,12 @@ class SmtpServer:
                 raise AssertionError(f"expected {n} messages within {timeout} s, got {len(got)}: {got}")
             return list(self._received)
 
+    def wait_closed(self, timeout: float = 5.0) -> None:
+        """Return once no client connection is open (the server has seen each one end)."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: not self._live, timeout):
+                raise AssertionError(f"{len(self._live)} connections still open after {timeout} s")
+
     def clear(self) -> None:
         """Forget messages, attempts and the connection count; faults stay as set."""
         with self._lock:
@@ -210,6 +216,7 @@ class SmtpServer:
     def _live_changed(self, connection: _Connection, live: bool) -> None:
         with self._lock:
             (self._live.add if live else self._live.discard)(connection)
+            self._lock.notify_all()
 
     def _offered(self, recipient: str) -> int:
         with self._lock:

@@ -17,7 +17,7 @@ import pytest
 from newsletter.errors import (
     DeliveryError, MessageRejected, NewsletterError, PermanentError, PolicyError, TransientError,
 )
-from newsletter.delivery.transport import Transport, open_transport
+from newsletter.delivery.transport import Envelope, Outcome, Transport, open_transport
 from newsletter.inputs.config import Timeouts, TransportSettings
 from newsletter.inputs.endpoint import Endpoint, parse_transport_url
 
@@ -126,6 +126,22 @@ def test_many_messages_share_one_connection(smtp_server: SmtpServer) -> None:
     assert smtp_server.connections == 1
     assert {m.connection for m in smtp_server.messages()} == {1}
     assert smtp_server.recipients() == [f"reader{n}@example.org" for n in range(20)]
+
+
+def test_with_pipelining_a_body_goes_out_before_the_answers_are_recorded_and_only_its_dot_delivers_it(
+    make_smtp_server: MakeServer,
+) -> None:
+    server = make_smtp_server(pipelining=True)
+    first, second = (Envelope(n, SENDER, reader, message(reader)) for n, reader in enumerate(READERS[:2]))
+    transport = smtp(server)
+    assert transport.submit(first) == []  # MAIL, RCPT, DATA out; nothing read
+    assert transport.collect() == []  # 354 read: the first's body goes out, without its dot
+    assert transport.submit(second) == []  # the first's dot, with the second's commands
+    assert transport.collect() == [Outcome(0, None)]  # the first taken; the second's body out
+    assert server.wait_for(1) and server.recipients() == [READERS[0]]
+    transport.close()  # as if the process died here, before recording the first's answer
+    server.wait_closed()
+    assert server.recipients() == [READERS[0]]  # the second's body without its dot was never taken
 
 
 def test_a_dropped_connection_is_transient_and_the_next_send_reconnects(smtp_server: SmtpServer) -> None:

@@ -5,7 +5,9 @@ under a lease, sends each one, and records each result in its own transaction th
 the server has answered, so a sender killed at any point repeats at most the message that
 was on the wire, once per connection, and loses nobody. Over a server with PIPELINING the
 next message goes out before the previous one's answer is read (one round trip per message),
-and each answer is still recorded the moment it is read. A heartbeat renews the leases while
+and each answer is still recorded the moment it is read, while the server reads the next
+message's body: only that message's final dot, which goes out after the record, lets the
+server take it. A heartbeat renews the leases while
 the batch goes out, and every mark is made only by the lease's holder, so a slow sender
 never has its rows sent by another.
 
@@ -134,7 +136,7 @@ class InFlight:
 class Flight:
     """What one connection has out: the deliveries handed to its transport and not yet answered,
     and their answers recorded (through `record`) in the order they come, each before the next
-    message's content goes out."""
+    message's final dot goes out."""
 
     def __init__(
         self, transport: Transport, record: Callable[[InFlight, DeliveryError | None, bool], bool],
@@ -376,8 +378,8 @@ class Dispatcher:
         self.limiter.wait(self.stop)
         with self.lock:
             self.report.attempted += 1
-        # The answers that came meanwhile are recorded before this content goes out: a sender
-        # killed at any point leaves at most one accepted message unrecorded.
+        # The answers that came meanwhile are recorded before the next final dot goes out: a
+        # sender killed at any point leaves at most one accepted message unrecorded.
         flight.send(InFlight(delivery, mid, Envelope(delivery.id, sender, delivery.address, raw, prepared.dot_safe)))
 
     def _record(self, item: InFlight, error: DeliveryError | None, sender_name: str, owner: str,

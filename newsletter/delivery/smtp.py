@@ -184,10 +184,11 @@ class Client:
 
     # --- one transaction in steps, for pipelining across messages (RFC 2920 section 3.1) -------
     #
-    # The content and final dot of one message may be followed, in the same write, by the next
-    # message's MAIL, RCPT and DATA: content(previous, then=commands(next)), then finish() the
-    # previous one and accepted() the next. Replies come in the order the commands went, so each
-    # is read against its own message, and the server answers all four in one write.
+    # The final dot of one message may be followed, in the same write, by the next message's
+    # MAIL, RCPT and DATA: body(previous) as soon as the server waits for it, end(then=
+    # commands(next)), then finish() the previous one and accepted() the next. Replies come in
+    # the order the commands went, so each is read against its own message, and the server
+    # answers all four in one write.
 
     @property
     def pipelining(self) -> bool:
@@ -224,20 +225,34 @@ class Client:
     def content(self, message: bytes, dot_safe: bool, then: bytes = b"") -> None:
         """Write the message and its final dot, and `then` (the next message's commands) right
         behind it; read nothing. A connection lost once the dot is out is `delivered_maybe`."""
-        body = message if dot_safe else dot_stuffed(message)
-        body += b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"
-        dot_out = len(body)
-        data = memoryview(body + then if then else body)
+        self.body(message, dot_safe)
+        self.end(then)
+
+    def body(self, message: bytes, dot_safe: bool) -> None:
+        """Write the message, dot-stuffed, without its final dot; read nothing. Until end() the
+        server cannot take it: a connection that ends before the dot delivers nothing (RFC 5321
+        section 3.8), so the body may go out before the answers to earlier messages are recorded."""
+        data = message if dot_safe else dot_stuffed(message)
+        self._blocks(data if data.endswith(b"\r\n") else data + b"\r\n", None)
+
+    def end(self, then: bytes = b"") -> None:
+        """Write the final dot of the message whose body went out, and `then` right behind it."""
+        self._blocks(b".\r\n" + then, 3)
+
+    def _blocks(self, data: bytes, dot_out: int | None) -> None:
+        """Write `data`, each block within its deadline, knowing how far it got: a connection lost
+        once `dot_out` bytes are out (the final dot) is `delivered_maybe`."""
+        view = memoryview(data)
         sent = 0
-        while sent < len(data):  # each block within its deadline; and we know how far it got
+        while sent < len(view):
             if self.sock is None:
                 raise Lost("content", "not connected", timed_out=False)
             try:
                 self.sock.settimeout(self.timeouts.block)
-                sent += self.sock.send(data[sent:sent + BLOCK])
+                sent += self.sock.send(view[sent:sent + BLOCK])
             except OSError as exc:
                 lost = self._lost("content", exc, self.timeouts.block)
-                lost.delivered_maybe = sent >= dot_out
+                lost.delivered_maybe = dot_out is not None and sent >= dot_out
                 raise lost from exc
 
     def finish(self) -> Reply:

@@ -2,7 +2,9 @@
 
 A transport takes one message at a time (`send`), or a stream of them (`submit`, then `flush`)
 whose outcomes it reports as each becomes known: over SMTP with PIPELINING, the next message
-goes out before the previous one's final reply is read, one round trip per message.
+goes out before the previous one's final reply is read, one round trip per message, and a
+message's body goes out while the caller records the answers before it: only its final dot,
+which the caller's next call sends, lets the server take it.
 """
 
 from __future__ import annotations
@@ -60,8 +62,9 @@ class Transport(Protocol):
 
     def collect(self) -> list[Outcome]:
         """The answers due for messages submitted earlier, read now. Record them before the next
-        submit(): that one may send a message's content, and an answer read and not recorded
-        when the process dies would mean a second copy."""
+        submit(): that one may end a message (its final dot), and an answer read and not
+        recorded when the process dies would mean a second copy. A message's body may already
+        go out here: without its dot the server cannot take it."""
 
     def submit(self, envelope: Envelope) -> list[Outcome]:
         """Hand over one message; return the outcomes now known, in the order the messages were
@@ -209,7 +212,7 @@ class SmtpTransport(_Closing):
         self._client: Client | None = None
         self._unanswered: Envelope | None = None  # its content and final dot went out, its answer not read
         self._commanded: Envelope | None = None  # its MAIL, RCPT and DATA went out, their replies not read
-        self._ready: Envelope | None = None  # the server said 354 and waits for its content
+        self._ready: Envelope | None = None  # the server said 354 and has its body: it waits for the final dot
 
     def send(self, sender: str, recipient: str, message: bytes, dot_safe: bool = False) -> None:
         outcomes = self.submit(Envelope(0, sender, recipient, message, dot_safe)) + self.flush()
@@ -219,20 +222,20 @@ class SmtpTransport(_Closing):
 
     def collect(self) -> list[Outcome]:
         """With PIPELINING: the final reply to the message whose content went out last, and the
-        replies to the commands that went with it. The message whose content the server now
-        waits for goes out at the next submit(), with that message's commands, or at flush()."""
+        replies to the commands that went with it. The body of the message the server now waits
+        for goes out at once, so the server reads it while the caller records these answers;
+        its final dot goes at the next submit(), with that message's commands, or at flush()."""
         outcomes, ready = self._answers()
-        self._ready = ready or self._ready
-        return outcomes
+        return outcomes + self._begin(ready)
 
     def submit(self, envelope: Envelope) -> list[Outcome]:
-        """With PIPELINING, write the content and final dot of the message the server waits for
+        """With PIPELINING, write the final dot of the message whose body went out at collect()
         together with this one's MAIL, RCPT and DATA, and return without waiting: the server
         works on them while the caller prepares the next message, and collect() reads the
         answers. One round trip per message, and at most one message per connection out and
         unanswered between calls."""
         if self._unanswered is not None or self._commanded is not None:
-            # Answers are due, to be recorded before any content goes out: this one waits its turn.
+            # Answers are due, to be recorded before any final dot goes out: this one waits its turn.
             waits = TransientError(f"not sent yet to {envelope.recipient}: answers to earlier messages came first")
             return self.collect() + [Outcome(envelope.ticket, waits, unsent=True)]
         ready, self._ready = self._ready, None
@@ -240,7 +243,8 @@ class SmtpTransport(_Closing):
             client = self._client or self._connect()
             options = self._options(client, envelope)
         except DeliveryError as error:
-            return self._deliver(ready) + [Outcome(envelope.ticket, error)]
+            self._ready = ready
+            return self._deliver() + [Outcome(envelope.ticket, error)]
         if not client.pipelining:
             try:
                 client.send(envelope.sender, envelope.recipient, envelope.message, options, envelope.dot_safe)
@@ -250,7 +254,7 @@ class SmtpTransport(_Closing):
         commands = client.commands(envelope.sender, envelope.recipient, options)
         try:
             if ready is not None:
-                client.content(ready.message, ready.dot_safe, then=commands)
+                client.end(then=commands)
             else:
                 client.start(envelope.sender, envelope.recipient, options)
         except Lost as lost:
@@ -263,19 +267,31 @@ class SmtpTransport(_Closing):
 
     def flush(self, send_waiting: bool = True) -> list[Outcome]:
         """Read the answers still due; once they are all in (and recorded: the caller calls
-        again), send the content the server waits for and read its answer. Without
+        again), end the message the server waits for and read its answer. Without
         `send_waiting`, close the connection instead: a server that said 354 reads everything
         up to a final dot as the message, so only a close takes it back."""
         outcomes, ready = self._answers()
-        ready = ready or self._ready
-        self._ready = None
-        if ready is not None and not send_waiting:
-            self._drop()
+        if not send_waiting:
+            if ready is not None or self._ready is not None:
+                self._drop()
             return outcomes
-        if ready is not None and outcomes:
-            self._ready = ready  # its content goes at the next call, after these are recorded
-            return outcomes
-        return outcomes + self._deliver(ready)
+        outcomes += self._begin(ready)
+        if outcomes:
+            return outcomes  # the dot of the one waiting goes at the next call, after these are recorded
+        return self._deliver()
+
+    def _begin(self, ready: Envelope | None) -> list[Outcome]:
+        """Write the body of `ready`, which the server waits for, and keep it for its final dot;
+        a connection lost meanwhile delivered nothing."""
+        client = self._client
+        if ready is None or client is None:
+            return []
+        try:
+            client.body(ready.message, ready.dot_safe)
+        except Lost as lost:
+            return [Outcome(ready.ticket, self._failure(lost, ready, client))]
+        self._ready = ready
+        return []
 
     def _answers(self) -> tuple[list[Outcome], Envelope | None]:
         """The outcome of the message whose dot went out last, then the replies to the commands
@@ -296,13 +312,13 @@ class SmtpTransport(_Closing):
             return outcomes + [Outcome(commanded.ticket, self._failure(failure, commanded, client))], None
         return outcomes, commanded
 
-    def _deliver(self, ready: Envelope | None) -> list[Outcome]:
-        """Send the content of `ready`, which the server waits for, and read its answer."""
-        client = self._client
+    def _deliver(self) -> list[Outcome]:
+        """End the message whose body went out (its final dot), and read its answer."""
+        client, ready, self._ready = self._client, self._ready, None
         if ready is None or client is None:
             return []
         try:
-            client.content(ready.message, ready.dot_safe)
+            client.end()
         except Lost as lost:
             return [Outcome(ready.ticket, self._failure(lost, ready, client))]
         return self._finish(ready, client)
