@@ -1,7 +1,7 @@
 """The web app and the messages in a real browser: Debian's chromium, driven by Playwright,
 against the app served by uvicorn on loopback, with axe-core checking every page and every
 message against WCAG 2.2 A and AA, at 1280 and 375 pixels, in light and in dark mode.
-Screenshots go to $NEWSLETTER_SCREENSHOTS (or a temp folder)."""
+Screenshots go to $NEWSLETTER_SCREENSHOTS, in both schemes (else a temp folder, light only)."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ CHROMIUM_FLAGS = [
     "--disable-component-update", "--disable-sync",
 ]
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22a", "wcag22aa"]
-LOOKS = [(1280, "light"), (1280, "dark"), (375, "light"), (375, "dark")]
+# Each look checks its pages in both colour schemes: a tab per width, its scheme switched in place.
+WIDTHS = [1280, 375]
+SCHEMES = ["light", "dark"]
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 expect = playwright_api.expect
@@ -91,25 +93,31 @@ def browser() -> Iterator[Any]:
 
 @dataclass
 class Look:
-    """A browser tab of one width and colour scheme, that checks what it shows with axe-core."""
+    """A browser tab of one width, that checks what it shows with axe-core in each colour scheme."""
 
     page: Any
     width: int
-    scheme: str
     shots: Path
 
     def check(self, what: str) -> None:
-        """No WCAG 2.2 A/AA violation on the page as it is now; no sideways scroll either."""
+        """No WCAG 2.2 A/AA violation on the page as it is now, light or dark; no sideways scroll."""
         self.page.evaluate(axe_base.AXE_SCRIPT)
-        found = self.page.evaluate(
-            "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}})).violations"
-            ".map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ') + ' ' +"
-            " (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '))", WCAG)
-        assert found == [], f"{what} at {self.width} px, {self.scheme}: {found}"
+        for scheme in SCHEMES:
+            self.page.emulate_media(color_scheme=scheme)
+            found = self.page.evaluate(
+                "async (tags) => (await axe.run(document, {runOnly: {type: 'tag', values: tags}})).violations"
+                ".map(v => v.id + ' (' + v.impact + '): ' + v.nodes.map(n => n.target.join(' ') + ' ' +"
+                " (n.failureSummary || '').replace(/\\s+/g, ' ')).join(' | '))", WCAG)
+            assert found == [], f"{what} at {self.width} px, {scheme}: {found}"
+        self.page.emulate_media(color_scheme=SCHEMES[0])
         assert self.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1"), what
 
     def shot(self, name: str) -> None:
-        self.page.screenshot(path=self.shots / f"{name}-{self.width}-{self.scheme}.png", full_page=True)
+        """A full-page screenshot; in both schemes when someone asked to see them."""
+        for scheme in SCHEMES if os.environ.get("NEWSLETTER_SCREENSHOTS") else SCHEMES[:1]:
+            self.page.emulate_media(color_scheme=scheme)
+            self.page.screenshot(path=self.shots / f"{name}-{self.width}-{scheme}.png", full_page=True)
+        self.page.emulate_media(color_scheme=SCHEMES[0])
 
     def message(self, raw: bytes, what: str) -> Any:
         """Show a message's HTML part as a mail client would, and check it."""
@@ -121,12 +129,12 @@ class Look:
         return message
 
 
-@pytest.fixture(params=LOOKS, ids=[f"{w}-{s}" for w, s in LOOKS])
+@pytest.fixture(params=WIDTHS, ids=[f"{w}px" for w in WIDTHS])
 def look(request: pytest.FixtureRequest, browser: Any, screenshots: Path) -> Iterator[Look]:
-    width, scheme = request.param
+    width = request.param
     # bypass_csp: our pages allow no script, and axe-core is one.
-    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme, bypass_csp=True)
-    yield Look(context.new_page(), width, scheme, screenshots)
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=SCHEMES[0], bypass_csp=True)
+    yield Look(context.new_page(), width, screenshots)
     context.close()
 
 
@@ -251,14 +259,13 @@ def test_the_keyboard_reaches_the_form_in_order(browser: Any, server: str) -> No
     page.close()
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_arabic_digest_reads_right_to_left(
-    rtl_project: Path, run: Run, browser: Any, screenshots: Path, scheme: str
+    rtl_project: Path, run: Run, browser: Any, screenshots: Path
 ) -> None:
     assert run("build", "--as-of", "2022-07-30").exit_code == 0
     raw = (rtl_project / "out" / "arabic-2022-W30" / "digest.eml").read_bytes()
-    context = browser.new_context(viewport={"width": 375, "height": 900}, color_scheme=scheme, bypass_csp=True)
-    look = Look(context.new_page(), 375, scheme, screenshots)
+    context = browser.new_context(viewport={"width": 375, "height": 900}, bypass_csp=True)
+    look = Look(context.new_page(), 375, screenshots)
     look.message(raw, "the Arabic digest")
     assert look.page.locator("html").get_attribute("dir") == "rtl"
     assert look.page.locator(".kicker span[dir=ltr]").inner_text() == "2022-W30"  # isolated: read whole
@@ -266,14 +273,13 @@ def test_the_arabic_digest_reads_right_to_left(
     context.close()
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_every_tlp_copy_passes_axe_with_its_labels_in_firsts_colours(
-    project: Path, run: Run, browser: Any, screenshots: Path, scheme: str,
+    project: Path, run: Run, browser: Any, screenshots: Path,
 ) -> None:
     assert run("build", "--as-of", "2022-07-30").exit_code == 0
     folder = project / "out" / "weekly-2022-W30"
-    context = browser.new_context(viewport={"width": 375, "height": 900}, color_scheme=scheme, bypass_csp=True)
-    look = Look(context.new_page(), 375, scheme, screenshots)
+    context = browser.new_context(viewport={"width": 375, "height": 900}, bypass_csp=True)
+    look = Look(context.new_page(), 375, screenshots)
     for copy, name in (("", "clear"), ("tlp-green/", "green"), ("tlp-amber/", "amber")):
         look.message((folder / f"{copy}digest.eml").read_bytes(), f"the TLP:{name.upper()} copy")
         banner = look.page.locator("td.tlp-banner").first
