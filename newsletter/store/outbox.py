@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from functools import lru_cache
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -80,6 +81,53 @@ def _owner_is_dead(owner: str) -> bool:
     return False
 
 
+@lru_cache(maxsize=None)
+def _claim_statements(postgresql: bool, batch: int, held: tuple[str, ...]) -> tuple[sa.Update, sa.Select[Any]]:
+    """claim()'s two statements, built once per batch size and held levels: building them
+    anew cost SQLAlchemy more than running them, once per batch of the hot path."""
+    now = sa.bindparam("now", type_=sa.DateTime())
+    sending = sa.select(issues.c.id).where(
+        issues.c.id == sa.bindparam("issue"), issues.c.state == IssueState.SENDING.value,
+    )
+    due = (
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.issue_id == sa.bindparam("issue"),
+            deliveries.c.status.in_(UNFINISHED),
+            sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
+            sa.or_(deliveries.c.lease_expires.is_(None), deliveries.c.lease_expires < now),
+            sending.exists(),
+            *([sa.func.coalesce(deliveries.c.tlp, "clear").not_in(held)] if held else []),
+        )
+        # No ORDER BY: with it SQLite sorts every waiting row on each claim. The index on
+        # (issue_id, status, id) hands rows over in id order within each status anyway.
+        .limit(batch)
+    )
+    if postgresql:
+        due = due.with_for_update(skip_locked=True)
+    take = deliveries.update().where(deliveries.c.id.in_(due.scalar_subquery())).values(
+        lease_owner=sa.bindparam("owner"), lease_expires=sa.bindparam("expires"),
+    ).returning(deliveries.c.id)
+    # The columns of Delivery in its order, then what tells whether the reader still wants it.
+    read = (
+        sa.select(
+            deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.subscription_id,
+            subscribers.c.address, subscribers.c.name, deliveries.c.attempts, deliveries.c.message_id,
+            subscribers.c.bounces, deliveries.c.first_attempt_at, deliveries.c.issue_id,
+            subscribers.c.plain_text, deliveries.c.tlp, subscribers.c.clearance,
+            subscribers.c.status.label("subscriber_status"), subscribers.c.paused_until,
+            subscriptions.c.status.label("subscription_status"),
+        )
+        .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
+        .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
+        .where(deliveries.c.id.in_(sa.bindparam("taken", expanding=True)))
+        .order_by(deliveries.c.id)
+    )
+    if tuple(read.selected_columns.keys())[:len(DELIVERY_FIELDS)] != DELIVERY_FIELDS:
+        raise AssertionError("claim() reads the columns of Delivery in another order")
+    return take, read
+
+
 class Outbox:
     """The deliveries table; every method runs its own transaction."""
 
@@ -89,7 +137,6 @@ class Outbox:
         self._mark_sent = _MARK_SENT.format(*[PLACEHOLDERS[dialect.paramstyle]] * 7)
         self._time_as_text = dialect.name == "sqlite"
         self._local = threading.local()
-        self._claims: dict[tuple[int, tuple[str, ...]], tuple[sa.Update, sa.Select[Any]]] = {}
 
     def queue(self, issue: StoredIssue) -> int | None:
         """Stored -> queued: one delivery per active subscriber of the issue's digest, once.
@@ -132,7 +179,7 @@ class Outbox:
         runs writes one at a time, and PostgreSQL skips rows another sender has locked
         (UPDATE ... RETURNING needs SQLite 3.35 or newer)."""
         now = utcnow()
-        take, read = self._claim_statements(batch, held)
+        take, read = _claim_statements(self.db.postgresql, batch, held)
         with self.db.engine.begin() as conn:
             taken = conn.execute(
                 take, {"issue": issue_id, "now": now, "owner": owner, "expires": now + timedelta(seconds=lease_seconds)}
@@ -148,54 +195,6 @@ class Outbox:
                 ))
         width = len(DELIVERY_FIELDS)
         return [Delivery(*row[:width]) for row in rows if row.id not in gone]
-
-    def _claim_statements(self, batch: int, held: tuple[str, ...]) -> tuple[sa.Update, sa.Select[Any]]:
-        """claim()'s two statements, built once per batch size and held levels: building them
-        anew cost SQLAlchemy more than running them, once per batch of the hot path."""
-        key = (batch, held)
-        if key not in self._claims:
-            now = sa.bindparam("now", type_=sa.DateTime())
-            sending = sa.select(issues.c.id).where(
-                issues.c.id == sa.bindparam("issue"), issues.c.state == IssueState.SENDING.value,
-            )
-            due = (
-                sa.select(deliveries.c.id)
-                .where(
-                    deliveries.c.issue_id == sa.bindparam("issue"),
-                    deliveries.c.status.in_(UNFINISHED),
-                    sa.or_(deliveries.c.next_attempt_at.is_(None), deliveries.c.next_attempt_at <= now),
-                    sa.or_(deliveries.c.lease_expires.is_(None), deliveries.c.lease_expires < now),
-                    sending.exists(),
-                    *([sa.func.coalesce(deliveries.c.tlp, "clear").not_in(held)] if held else []),
-                )
-                # No ORDER BY: with it SQLite sorts every waiting row on each claim. The index on
-                # (issue_id, status, id) hands rows over in id order within each status anyway.
-                .limit(batch)
-            )
-            if self.db.postgresql:
-                due = due.with_for_update(skip_locked=True)
-            take = deliveries.update().where(deliveries.c.id.in_(due.scalar_subquery())).values(
-                lease_owner=sa.bindparam("owner"), lease_expires=sa.bindparam("expires"),
-            ).returning(deliveries.c.id)
-            # The columns of Delivery in its order, then what tells whether the reader still wants it.
-            read = (
-                sa.select(
-                    deliveries.c.id, deliveries.c.subscriber_id, deliveries.c.subscription_id,
-                    subscribers.c.address, subscribers.c.name, deliveries.c.attempts, deliveries.c.message_id,
-                    subscribers.c.bounces, deliveries.c.first_attempt_at, deliveries.c.issue_id,
-                    subscribers.c.plain_text, deliveries.c.tlp, subscribers.c.clearance,
-                    subscribers.c.status.label("subscriber_status"), subscribers.c.paused_until,
-                    subscriptions.c.status.label("subscription_status"),
-                )
-                .join(subscribers, subscribers.c.id == deliveries.c.subscriber_id)
-                .join(subscriptions, subscriptions.c.id == deliveries.c.subscription_id)
-                .where(deliveries.c.id.in_(sa.bindparam("taken", expanding=True)))
-                .order_by(deliveries.c.id)
-            )
-            if tuple(read.selected_columns.keys())[:len(DELIVERY_FIELDS)] != DELIVERY_FIELDS:
-                raise AssertionError("claim() reads the columns of Delivery in another order")
-            self._claims[key] = (take, read)
-        return self._claims[key]
 
     def reclaim_dead(self, issue_id: int) -> None:
         """Free at once the leases of senders on this host that no longer run (a killed send):
