@@ -179,7 +179,8 @@ class Client:
             reply = self._command("data", b"DATA\r\n", timeouts.data)
             if reply.code != 354:
                 raise Refused("data", reply)
-        self.content(message, dot_safe)
+        self.body(message, dot_safe)
+        self.end()
         return self.finish()
 
     # --- one transaction in steps, for pipelining across messages (RFC 2920 section 3.1) -------
@@ -221,12 +222,6 @@ class Client:
         if to_rcpt is None or to_rcpt.code not in (250, 251):
             raise Refused("rcpt", to_rcpt or to_mail)
         raise Refused("data", to_data or to_rcpt)
-
-    def content(self, message: bytes, dot_safe: bool, then: bytes = b"") -> None:
-        """Write the message and its final dot, and `then` (the next message's commands) right
-        behind it; read nothing. A connection lost once the dot is out is `delivered_maybe`."""
-        self.body(message, dot_safe)
-        self.end(then)
 
     def body(self, message: bytes, dot_safe: bool) -> None:
         """Write the message, dot-stuffed, without its final dot; read nothing. Until end() the

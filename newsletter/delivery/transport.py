@@ -241,7 +241,7 @@ class SmtpTransport(_Closing):
         ready, self._ready = self._ready, None
         try:
             client = self._client or self._connect()
-            options = self._options(client, envelope)
+            options = _mail_options(self.name, client, envelope)
         except DeliveryError as error:
             self._ready = ready
             return self._deliver() + [Outcome(envelope.ticket, error)]
@@ -345,29 +345,6 @@ class SmtpTransport(_Closing):
         why = lost.why if lost is not None else "the connection ended"
         return TransientError(f"lost the connection to {self.name} before the message to {envelope.recipient} "
                               f"went out: {why}")
-
-    def _options(self, client: Client, envelope: Envelope) -> list[str]:
-        """MAIL FROM's parameters for this message, or the DeliveryError that keeps it from the wire."""
-        _envelope_address(envelope.sender, "sender")
-        _envelope_address(envelope.recipient, "recipient")
-        size = len(envelope.message)
-        largest = client.max_size
-        if largest is not None and size > largest:
-            raise MessageRejected(
-                f"{self.name} takes messages of at most {largest} bytes and this one is {size} bytes: "
-                "nothing was sent; show fewer entries or key points, or raise the server's limit"
-            )
-        options: list[str] = []
-        if largest is not None:
-            options.append(f"SIZE={size}")  # RFC 1870: the server may refuse before the data
-        if not (envelope.sender.isascii() and envelope.recipient.isascii()):
-            if "smtputf8" not in client.features:
-                raise PermanentError(
-                    f"{self.name} cannot take mail for {envelope.recipient}: it does not offer SMTPUTF8")
-            options.append("SMTPUTF8")
-        if not envelope.message.isascii() and "8bitmime" in client.features:
-            options.append("BODY=8BITMIME")
-        return options
 
     def _failure(self, failure: Refused | Lost, envelope: Envelope, client: Client | None) -> DeliveryError:
         """The error a refusal or a lost connection means for this message, with the connection
@@ -494,6 +471,30 @@ class SmtpTransport(_Closing):
             # A server that wants TLS from the first byte waits for us as silently as we wait for it.
             return ConnectionFault(f"{where}: {exc.why}; if it expects TLS at once, use smtps://")
         return ConnectionFault(f"{where}: {exc.why}")
+
+
+def _mail_options(name: str, client: Client, envelope: Envelope) -> list[str]:
+    """MAIL FROM's parameters for this message, or the DeliveryError that keeps it from the wire."""
+    _envelope_address(envelope.sender, "sender")
+    _envelope_address(envelope.recipient, "recipient")
+    size = len(envelope.message)
+    largest = client.max_size
+    if largest is not None and size > largest:
+        raise MessageRejected(
+            f"{name} takes messages of at most {largest} bytes and this one is {size} bytes: "
+            "nothing was sent; show fewer entries or key points, or raise the server's limit"
+        )
+    options: list[str] = []
+    if largest is not None:
+        options.append(f"SIZE={size}")  # RFC 1870: the server may refuse before the data
+    if not (envelope.sender.isascii() and envelope.recipient.isascii()):
+        if "smtputf8" not in client.features:
+            raise PermanentError(
+                f"{name} cannot take mail for {envelope.recipient}: it does not offer SMTPUTF8")
+        options.append("SMTPUTF8")
+    if not envelope.message.isascii() and "8bitmime" in client.features:
+        options.append("BODY=8BITMIME")
+    return options
 
 
 def _tls_context(cafile: str | None) -> ssl.SSLContext:
