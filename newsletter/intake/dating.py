@@ -65,7 +65,9 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "weekday": re.compile(rf"(?<![\w-])(?P<rel>(?i:on|last))\s+(?P<weekday>{WEEKDAY})\b(?![\s,]+(?:{MONTH_NAMES}|\d))"),
     "ago": re.compile(rf"(?<![\w-]){NUMBER}\s+(?P<unit>day|week|month|year)s?\s+ago\b"),
     "after": re.compile(rf"(?<![\w-]){NUMBER}\s+(?P<unit>day|week|month|year)s?\s+(?P<dir>later|after|earlier|before)\b"),
-    "next": re.compile(r"(?<![\w-])(?i:the)\s+(?P<dir>next|following|previous|preceding)\s+(?P<unit>day|week|month|year)\b"),
+    # "the next day"; never a span ("over the previous year", "throughout the following week")
+    "next": re.compile(r"(?<![\w-])(?<!over\s)(?<!throughout\s)(?<!within\s)(?<!for\s)(?i:the)\s+"
+                       r"(?P<dir>next|following|previous|preceding)\s+(?P<unit>day|week|month|year)\b"),
     "day-after": re.compile(r"(?<![\w-])(?i:the)\s+(?P<unit>day)\s+(?P<dir>after|before)\b"),
     "same": re.compile(
         r"(?<![\w-])(?:(?i:later|earlier)\s+that|(?i:the)\s+same|(?i:that\s+same))\s+(?P<unit>day|week|month|year)\b"
@@ -150,6 +152,7 @@ FOREIGN_RECENT = {
     **dict.fromkeys(("geçen ay", "الشهر الماضي", "בחודש שעבר", "ماه گذشته"), ("recent", "last", "month")),
     **dict.fromkeys(("geçen hafta", "الأسبوع الماضي", "בשבוע שעבר", "هفته گذشته"), ("recent", "last", "week")),
     **dict.fromkeys(("bu yıl", "هذا العام", "العام الجاري", "امسال"), ("recent", "this", "year")),
+    **dict.fromkeys(("bu ay", "هذا الشهر", "الشهر الجاري", "الشهر الحالي", "החודש", "این ماه"), ("recent", "this", "month")),
     **dict.fromkeys(("dün", "أمس", "الأمس", "אתמול", "دیروز"), ("yesterday", "", "")),
     **{f"geçen {tr}": ("season", "last", en) for tr, en in (
         ("yaz", "summer"), ("kış", "winter"), ("ilkbahar", "spring"), ("bahar", "spring"), ("sonbahar", "autumn"))},
@@ -253,7 +256,7 @@ def _written_date(match: re.Match[str], kind: str, published: date | None = None
             if year is None:
                 if published is None:
                     return None
-                year = published.year if date(published.year, month, day) <= published else published.year - 1
+                year = _latest_year(month, day, published)
             return _day(date(year, month, day))
     except ValueError:
         return None
@@ -263,6 +266,12 @@ def _written_date(match: re.Match[str], kind: str, published: date | None = None
         return _year(year)
     return None
 
+
+
+def _latest_year(month: int, day: int, published: date) -> int:
+    """The year of a day written without one ("on 14 May"): the latest not after publication.
+    Raises ValueError for no such day (29 February)."""
+    return published.year if date(published.year, month, day) <= published else published.year - 1
 
 def find_mentions(
     text: str, published: date, anchor: FuzzyDate | None = None, told: Sequence[Told] = (),
@@ -289,6 +298,8 @@ def find_mentions(
         if mention is None:
             continue
         taken = match.end()
+        if _planned(text, match.start(), match.end()):
+            continue
         previous = mentions[-1] if mentions else None
         between = text[previous.end:start] if previous else ""
         if previous and kind in WRITTEN and kinds[-1] in WRITTEN and RANGE_JOIN.match(between) and (
@@ -306,6 +317,35 @@ def find_mentions(
             kinds.append(kind)
         anchor = mentions[-1].when
     return mentions
+
+
+# A date that is a plan, not an event: "will visit in January", "is expected to travel in May",
+# "trade is heading for a record this year", "من المقرر ... آذار المقبل" (due next March), a
+# Turkish sentence whose verb says it is to come ("... genişletilmesi bekleniyor", "... edecek").
+PLAN_BEFORE = re.compile(
+    r"\b(?:will|shall|(?:is|are)\s+(?:expected|scheduled|set|due|slated|planned|poised|going)\s+to|"
+    r"(?:plans?|intends?)\s+to|(?:is|are)\s+heading\s+for|(?:is|are)\s+on\s+(?:track|course)\s+(?:to|for))\b"
+    r"|(?<!\w)(?:المقرر|المنتظر|سوف|يعتزم|تعتزم|خواهد)(?!\w)",
+    re.I,
+)
+PLAN_AFTER = re.compile(r"^(?:\s*/\s*\S+)?(?:\s*\([^()]{1,20}\))?\s+(?:next\b|المقبل|المقبلة|القادم|القادمة)", re.I)
+PLAN_LEAD = re.compile(r"(?<!\w)(?:next|coming|upcoming|gelecek|önümüzdeki)\s+$", re.I)
+TURKISH_PLAN = re.compile(
+    r"(?<!\w)\w*(?:bekleniyor|planlanıyor|öngörülüyor|hedefleniyor|[ae]c[ae]k(?:tır|tir)?|[ae]c[ae]kler)[.!]?$", re.I
+)
+CLAUSE_START = re.compile(r".*(?:[;:,]\s|\bthat\s|\bwhen\s|(?<!\w)أن\s)", re.S)
+
+
+def _planned(text: str, start: int, end: int) -> bool:
+    """Whether the date at text[start:end] is that of something still to come, as told in its
+    clause: after "will" or "is expected to", before "next" or "المقبل", or in a Turkish
+    sentence that ends in a verb of the future or of expectation."""
+    before = text[:start]
+    clause = before[m.end():] if (m := CLAUSE_START.match(before)) else before
+    if PLAN_BEFORE.search(clause) or PLAN_LEAD.search(before) or PLAN_AFTER.match(text[end:]):
+        return True
+    rest = text[end:]
+    return bool(TURKISH_PLAN.search(rest.rstrip())) and not re.search(r"[,;]\s", rest)
 
 
 RANGE_JOIN = re.compile(r"^\s*(?:and|or|&|to|through|until|till|[-\u2013\u2014]|ve|و)\s*$", re.I)
@@ -372,6 +412,9 @@ def _resolve(
         when = _from_publication(english, {"rel": rel, "unit": unit, "season": unit}, published)
         if when is None:
             return None
+        part = ARABIC_PARTS.get(text[:match.start()].split()[-1] if text[:match.start()].split() else "")
+        if part and unit == "month":  # "مطلع الشهر الجاري": early this month
+            when = _month(when.start.year, when.start.month, part)
     elif kind == "arabic-after" and ARABIC_UNITS[groups.get("aunit") or ""][1] is None and not groups.get("an"):
         return None  # "بعد أسابيع قليلة": a few weeks, no count
     elif kind == "arabic-after" and groups.get("adir") == "قبل" and not (groups.get("afrom") or groups.get("athat")):
@@ -539,7 +582,7 @@ def _foreign(groups: dict[str, str | None], kind: str, published: date) -> Fuzzy
     day = int((groups.get("day") or "0").translate(DIGITS))
     try:
         if year is None:
-            year = published.year if date(published.year, month, day) <= published else published.year - 1
+            year = _latest_year(month, day, published)
         return _day(date(year, month, day))
     except ValueError:
         return None
