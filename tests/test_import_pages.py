@@ -380,3 +380,26 @@ def test_a_day_counted_from_a_named_event_follows_a_span_in_the_sentence_before(
             "at Istanbul Airport over the previous year. "
             "Three days later, Israel's National Security Council advised Israelis to avoid Turkish airports.")
     assert [d for d, _, _ in events_of(text)] == ["2022-04-19", "2022-04-22"]
+
+
+@pytest.mark.parametrize("text, found", [
+    ("One of them, an Iranian citizen born in 1985, rented a villa near Cesme in 2021.", ["2021"]),
+    ("The visit would fall close to the anniversary of the 2010 Mavi Marmara raid.", []),
+    ("The delegation is now expected to travel in May.", []),
+])
+def test_a_birth_year_an_anniversary_and_a_plan_put_off_are_no_events(text: str, found: list[str]) -> None:
+    assert [m.when.iso for m in find_mentions(text, FRIDAY)] == found
+
+
+def test_a_dateline_after_the_outlet_dates_the_page_and_a_related_box_does_not() -> None:
+    page = """<!doctype html><html><head><title>Drones strike a depot | Kurdistan24</title></head><body><article>
+<h1>Drones strike Turkish logistics depot in Erbil</h1>
+<p><strong>ERBIL, Kurdistan Region (Kurdistan24) &ndash; June 20, 2023 &ndash;</strong> Two drones struck the depot
+of a Turkish logistics company late on Sunday, the counterterrorism directorate said.</p></article>
+<aside><h3>Related news</h3><ul><li><a href="/story/1">Iraqi PM receives Turkish trade delegation</a>
+<span>2023-05-29</span></li></ul></aside></body></html>"""
+    article = article_of(read_document(page, "html"))
+    assert article.published == date(2023, 6, 20)
+    assert [d for d, _, _ in events_of(page, article.published, "html")] == ["2023-06-18"]
+    undated = page.replace("&ndash; June 20, 2023 &ndash;", "&ndash;")
+    assert article_of(read_document(undated, "html")).published is None  # the related story's day is not ours

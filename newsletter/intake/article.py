@@ -309,7 +309,7 @@ def _read_html(text: str, url: str | None) -> Document:
     language = (root.get("lang") or "").strip() or None
     return Document(
         tuple(_joined(paragraphs)), title=title, authors=tuple(a for a in authors if a), published=published,
-        guessed=None if published else _iso_day(_marked_up_date(text, url)), url=canonical or url, description=meta.get("description") or meta.get("og:description"), language=language,
+        guessed=None if published else _iso_day(_marked_up_date(_without_listings(root), url)), url=canonical or url, description=meta.get("description") or meta.get("og:description"), language=language,
         posts=tuple(_embedded_posts(root, base)),
     )
 
@@ -372,11 +372,11 @@ def _byline(main: lxml_html.HtmlElement) -> tuple[str, ...]:
     return ()
 
 
-def _marked_up_date(text: str, url: str | None) -> str | None:
+def _marked_up_date(page: lxml_html.HtmlElement, url: str | None) -> str | None:
     """The publication date htmldate finds in the page's markup and address only: never a date
     read from the prose, which would date the article by one of its events."""
     try:
-        return htmldate.find_date(text, url=url, extensive_search=False, original_date=True)
+        return htmldate.find_date(page, url=url, extensive_search=False, original_date=True)
     except Exception:  # htmldate on a page it cannot parse
         return None
 
@@ -412,13 +412,25 @@ def _page_title(root: lxml_html.HtmlElement) -> str | None:
     return re.split(r"\s+[|\u2013\u2014-]\s+", text)[0] or None
 
 
+LISTINGS = ("li", "aside", "nav", "footer")  # where other articles' dates are ("Related: ... Jul 12, 2023")
+
+
 def _first_time(root: lxml_html.HtmlElement) -> str | None:
-    """The first <time datetime> that is not in a list, an aside, navigation or a footer, where
-    other articles' dates are ("Related: ... Jul 12, 2023")."""
+    """The first <time datetime> that is not in a list, an aside, navigation or a footer."""
     for element in root.iterfind(".//time[@datetime]"):
-        if not any(a.tag in ("li", "aside", "nav", "footer") for a in element.iterancestors()):
+        if not any(a.tag in LISTINGS for a in element.iterancestors()):
             return str(element.get("datetime"))
     return None
+
+
+def _without_listings(root: lxml_html.HtmlElement) -> lxml_html.HtmlElement:
+    """A copy of the page without its lists, asides, navigation and footers, for htmldate: a
+    Related box's "2023-05-29" is another article's date."""
+    page = copy.deepcopy(root)
+    for element in list(page.iter(*LISTINGS)):
+        if element.getparent() is not None:
+            element.drop_tree()
+    return page
 
 
 def _json_ld(root: lxml_html.HtmlElement) -> dict[str, Any]:
@@ -626,10 +638,14 @@ SKIP_SECTIONS = re.compile(
     r"table of contents|contents|share|in this article)$", re.I,
 )
 BYLINE = re.compile(r"^(?:written\s+)?by\s+(.+)$", re.I)
-# "ANKARA, Oct 4 (Reuters) - ": where and when the story was filed, not an event in it.
+# "ANKARA, Oct 4 (Reuters) - ", "ERBIL, Kurdistan Region (Kurdistan24) – June 20, 2023 – ": where
+# and when the story was filed, not an event in it.
 DATELINE = re.compile(
-    r"^[A-Z][A-Z.'\u2019/ -]{2,}(?:,\s*[A-Z][\w.]+)?(?:,\s*(?P<when>[^,()\u2013\u2014-]{3,20}?(?:,\s*\d{4})?))?"
-    r"\s*(?:\([^()]{1,30}\)\s*)?[-\u2013\u2014]+\s+(?=\S)"
+    r"^[A-Z][A-Z.'\u2019/ -]{2,}(?:,\s*[A-Z][\w.]+(?:\s+[A-Z][\w.]+){0,2})?"
+    r"(?:,\s*(?P<when>[^,()\u2013\u2014-]{3,20}?(?:,\s*\d{4})?))?"
+    r"\s*(?:\([^()]{1,30}\)\s*)?[-\u2013\u2014]+\s+"
+    r"(?:(?P<filed>(?:[A-Z][a-z]{2,8}\.?\s+\d{1,2},?|\d{1,2}\s+[A-Z][a-z]{2,8})\s+\d{4}|\d{1,2}\.\d{1,2}\.\d{4})"
+    r"\s*[-\u2013\u2014]+\s+)?(?=\S)"
 )
 PROSE_END = re.compile(r"[.!?\"\u201d\u2019)\]\u061f\u06d4]$")
 # Not the article's prose, whatever its length: prompts, credits, captions, embedded posts.
@@ -738,7 +754,8 @@ def _without_dateline(paragraph: Paragraph) -> tuple[Paragraph, date | None]:
         return paragraph, None
     shift = match.end()
     links = tuple(Link(k.text, k.url, k.start - shift, k.end - shift) for k in paragraph.links if k.start >= shift)
-    return Paragraph(paragraph.text[shift:], links, paragraph.heading), date_line(match.group("when") or "")
+    when = match.group("when") or match.group("filed") or ""
+    return Paragraph(paragraph.text[shift:], links, paragraph.heading), date_line(when)
 
 
 def _strip_ornaments(text: str) -> str:

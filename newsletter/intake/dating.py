@@ -31,6 +31,9 @@ YEAR_LEADS = frozenset({
     "in", "during", "of", "the", "its", "their", "his", "her", "our", "this", "that", "a", "an", "for", "around",
     "circa", "throughout", "year", "fiscal", "early", "late", "mid",
 })
+# A year that dates no event of the story: a birth or a founding ("born in 1985"), or the old
+# event an anniversary recalls ("the anniversary of the 2010 raid").
+NOT_AN_EVENT_YEAR = re.compile(r"(?:\b(?:born|founded|established)\s+(?:in\s+)?|\banniversary\s+of\s+(?:the\s+)?)$", re.I)
 REPORTED = re.compile(r"\b(?:came|comes|happened|occurred|followed|took\s+place|was|were)\s+(?:only\s+|just\s+|exactly\s+)?$")
 
 PATTERNS: dict[str, re.Pattern[str]] = {
@@ -323,7 +326,7 @@ def find_mentions(
 # "trade is heading for a record this year", "من المقرر ... آذار المقبل" (due next March), a
 # Turkish sentence whose verb says it is to come ("... genişletilmesi bekleniyor", "... edecek").
 PLAN_BEFORE = re.compile(
-    r"\b(?:will|shall|(?:is|are)\s+(?:expected|scheduled|set|due|slated|planned|poised|going)\s+to|"
+    r"\b(?:will|shall|(?:is|are)\s+(?:now\s+|still\s+|also\s+)?(?:expected|scheduled|set|due|slated|planned|poised|going)\s+to|"
     r"(?:plans?|intends?)\s+to|(?:is|are)\s+heading\s+for|(?:is|are)\s+on\s+(?:track|course)\s+(?:to|for))\b"
     r"|(?<!\w)(?:المقرر|المنتظر|سوف|يعتزم|تعتزم|خواهد)(?!\w)",
     re.I,
@@ -387,6 +390,8 @@ def _resolve(
                 kind in SINCE_KINDS and groups.get("year")))):
             return None
         if kind == "year" and not (lead in YEAR_LEADS or lead.endswith(("'s", "\u2019s"))):
+            return None
+        if kind == "year" and NOT_AN_EVENT_YEAR.search(text[:match.start()]):
             return None
         if kind == "month":
             when = _month_alone(groups, lead, published)
