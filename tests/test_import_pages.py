@@ -403,3 +403,13 @@ of a Turkish logistics company late on Sunday, the counterterrorism directorate 
     assert [d for d, _, _ in events_of(page, article.published, "html")] == ["2023-06-18"]
     undated = page.replace("&ndash; June 20, 2023 &ndash;", "&ndash;")
     assert article_of(read_document(undated, "html")).published is None  # the related story's day is not ours
+
+
+@pytest.mark.parametrize("text, found", [
+    ("MİT ve İstanbul Emniyeti bu sabah saatlerinde dört ilçede operasyon düzenledi.", ["2022-06-24"]),  # this morning
+    ("صباح اليوم اعتقلت الشرطة ثلاثة أشخاص.", ["2022-06-24"]),  # this morning
+    ("لم يصدر أي تعليق من طهران حتى صباح اليوم.", []),  # until this morning: a state
+    ("Şüpheliler Aralık ayının son haftasında iki dron satın aldı.", ["late 2021-12"]),  # the last week of December
+])
+def test_this_morning_and_the_last_week_of_a_month_in_turkish_and_arabic(text: str, found: list[str]) -> None:
+    assert [m.when.iso for m in find_mentions(text, FRIDAY)] == found

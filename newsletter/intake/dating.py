@@ -103,9 +103,12 @@ PATTERNS["weekday-bare"] = re.compile(
 )
 _TURKISH_MONTHS = "ocak|şubat|mart|nisan|mayıs|haziran|temmuz|ağustos|eylül|ekim|kasım|aralık"
 TURKISH_PARTS = {"başında": "early", "başlarında": "early", "ortasında": "mid", "ortalarında": "mid",
-                 "sonunda": "late", "sonlarında": "late", "ayında": "", "ayı": ""}
+                 "sonunda": "late", "sonlarında": "late", "ayında": "", "ayı": "",
+                 # "Aralık ayının son haftasında": in the last week of December
+                 "ayının başında": "early", "ayının ilk haftasında": "early", "ayının ortasında": "mid",
+                 "ayının sonunda": "late", "ayının son haftasında": "late"}
 PATTERNS["turkish-month"] = re.compile(
-    rf"(?<!\w)(?P<fmonth>(?i:{_TURKISH_MONTHS}))(?:\s+(?P<fyear>{_DIGIT}{{4}}))?\s+(?P<tpart>{'|'.join(TURKISH_PARTS)})(?!\w)"
+    rf"(?<!\w)(?P<fmonth>(?i:{_TURKISH_MONTHS}))(?:\s+(?P<fyear>{_DIGIT}{{4}}))?\s+(?P<tpart>{'|'.join(sorted(TURKISH_PARTS, key=len, reverse=True))})(?!\w)"
 )
 PATTERNS["turkish-year"] = re.compile(
     r"(?<!\w)(?P<fyear>(?:19|20)\d\d)\s+(?:yılında|(?:ilk|son)?baharında|yazında|kışında|yılının\s+\w+)(?!\w)"
@@ -157,6 +160,8 @@ FOREIGN_RECENT = {
     **dict.fromkeys(("bu yıl", "هذا العام", "العام الجاري", "امسال"), ("recent", "this", "year")),
     **dict.fromkeys(("bu ay", "هذا الشهر", "الشهر الجاري", "الشهر الحالي", "החודש", "این ماه"), ("recent", "this", "month")),
     **dict.fromkeys(("dün", "أمس", "الأمس", "אתמול", "دیروز"), ("yesterday", "", "")),
+    # "this morning", "today": the day of publication (a live blog's entries, a wire story's lead)
+    **dict.fromkeys(("bu sabah", "bugün", "bu akşam", "صباح اليوم", "مساء اليوم", "הבוקר", "امروز"), ("today", "", "")),
     **{f"geçen {tr}": ("season", "last", en) for tr, en in (
         ("yaz", "summer"), ("kış", "winter"), ("ilkbahar", "spring"), ("bahar", "spring"), ("sonbahar", "autumn"))},
     **{f"{ar} الماضي": ("season", "last", en) for ar, en in (
@@ -414,6 +419,8 @@ def _resolve(
         if meaning is None:
             return None
         english, rel, unit = meaning
+        if english == "today" and text[:match.start()].split()[-1:] in (["حتى"], ["لغاية"]):
+            return None  # "حتى صباح اليوم": until this morning, a state, no event
         when = _from_publication(english, {"rel": rel, "unit": unit, "season": unit}, published)
         if when is None:
             return None
@@ -545,6 +552,8 @@ def _from_publication(kind: str, groups: dict[str, str | None], published: date)
             return _month(published.year, published.month - back)
         week = published - timedelta(days=7 * back)
         return _month(week.year, week.month)
+    if kind == "today":
+        return _day(published)
     if kind == "yesterday":
         return _day(published - timedelta(days=1))
     if kind == "season":  # "last summer": the latest one over by publication; "this summer": this year's
